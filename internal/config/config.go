@@ -1,0 +1,335 @@
+// Package config assembles Agora's configuration from, in rising order of
+// precedence: built-in defaults (the upstream chain and checksum database
+// taken from `go env`), a TOML file, AGORA_* environment variables, and
+// command-line flags.
+//
+// Every setting has one name, spelled data_dir in the file,
+// AGORA_DATA_DIR in the environment and --data-dir on the command line,
+// and one parser, whichever source it comes from.
+package config
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is Agora's configuration.
+type Config struct {
+	Listen          string        // address to listen on
+	DataDir         string        // directory of the embedded store
+	Upstream        string        // upstream chain, GOPROXY syntax
+	SumDB           string        // checksum database, GOSUMDB syntax ("off" for none)
+	NoSum           string        // GOPRIVATE-style patterns never looked up in the checksum database
+	ListTTL         time.Duration // how long a version list is fresh
+	UpstreamTimeout time.Duration // wait for an upstream's headers or next bytes
+	FillTimeout     time.Duration // bound on one fill
+	MemoryCacheMiB  int           // in-memory cache of .info and .mod files
+	LogLevel        string        // debug, info, warn, error
+	LogFormat       string        // text or json
+	LogClientAddr   bool          // put client addresses in request logs
+	ConfigFile      string        // the TOML file read, if any
+}
+
+// setting describes one configuration setting.
+type setting struct {
+	name  string // file key; the flag and variable names derive from it
+	usage string
+	set   func(c *Config, v string) error
+	get   func(c *Config) string
+}
+
+func str(p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error { *p(c) = v; return nil },
+		func(c *Config) string { return *p(c) }
+}
+
+func dur(p func(*Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("want a positive duration such as 30s or 5m, got %q", v)
+			}
+			*p(c) = d
+			return nil
+		},
+		func(c *Config) string { return p(c).String() }
+}
+
+func mk(name, usage string, set func(*Config, string) error, get func(*Config) string) setting {
+	return setting{name: name, usage: usage, set: set, get: get}
+}
+
+var settings = func() []setting {
+	var s []setting
+	add := func(name, usage string, f func(*Config, string) error, g func(*Config) string) {
+		s = append(s, mk(name, usage, f, g))
+	}
+	set, get := str(func(c *Config) *string { return &c.Listen })
+	add("listen", "address to listen on (host:port)", set, get)
+	set, get = str(func(c *Config) *string { return &c.DataDir })
+	add("data_dir", "directory of the embedded store", set, get)
+	set, get = str(func(c *Config) *string { return &c.Upstream })
+	add("upstream", "upstream proxies in GOPROXY syntax (default: go env GOPROXY)", set, get)
+	set, get = str(func(c *Config) *string { return &c.SumDB })
+	add("sumdb", "checksum database in GOSUMDB syntax: name[+key] [url], or off (default: go env GOSUMDB)", set, get)
+	set, get = str(func(c *Config) *string { return &c.NoSum })
+	add("nosum", "module path patterns (GOPRIVATE syntax) never looked up in the checksum database (default: go env GONOSUMDB, else GOPRIVATE)", set, get)
+	set, get = dur(func(c *Config) *time.Duration { return &c.ListTTL })
+	add("list_ttl", "how long a version list from the upstreams is used before it is refreshed", set, get)
+	set, get = dur(func(c *Config) *time.Duration { return &c.UpstreamTimeout })
+	add("upstream_timeout", "how long to wait for an upstream's answer or its next bytes", set, get)
+	set, get = dur(func(c *Config) *time.Duration { return &c.FillTimeout })
+	add("fill_timeout", "bound on fetching and checking one file", set, get)
+	add("memory_cache_mb", "MiB of memory for caching .info and .mod files (0 disables)",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("want a number of MiB, got %q", v)
+			}
+			c.MemoryCacheMiB = n
+			return nil
+		}, func(c *Config) string { return strconv.Itoa(c.MemoryCacheMiB) })
+	add("log_level", "debug, info, warn or error", func(c *Config, v string) error {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("want debug, info, warn or error, got %q", v)
+		}
+		c.LogLevel = strings.ToLower(v)
+		return nil
+	}, func(c *Config) string { return c.LogLevel })
+	add("log_format", "text or json", func(c *Config, v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("want text or json, got %q", v)
+		}
+		c.LogFormat = v
+		return nil
+	}, func(c *Config) string { return c.LogFormat })
+	add("log_client_addr", "log client addresses (off by default, for privacy)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		c.LogClientAddr = b
+		return nil
+	}, func(c *Config) string { return strconv.FormatBool(c.LogClientAddr) })
+	return s
+}()
+
+func flagName(name string) string { return strings.ReplaceAll(name, "_", "-") }
+func envName(name string) string  { return "AGORA_" + strings.ToUpper(name) }
+
+// Defaults returns the configuration before any source is read; Upstream,
+// SumDB and NoSum are filled in later from `go env` if no source sets them.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:3000",
+		DataDir:         "agora-data",
+		ListTTL:         time.Minute,
+		UpstreamTimeout: 30 * time.Second,
+		FillTimeout:     10 * time.Minute,
+		MemoryCacheMiB:  64,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// Sources are the inputs Load reads besides the file.
+type Sources struct {
+	Args   []string              // command-line arguments after the subcommand
+	Getenv func(string) string   // environment; nil means os.Getenv
+	GoEnv  func() (GoEnv, error) // `go env`; nil means running the go command
+	Output io.Writer             // where -h output goes; nil means os.Stderr
+}
+
+// GoEnv holds the go command's settings Agora takes defaults from.
+type GoEnv struct {
+	GOPROXY, GOSUMDB, GONOSUMDB, GOPRIVATE string
+}
+
+// ReadGoEnv runs `go env` for the settings in GoEnv.
+func ReadGoEnv() (GoEnv, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "env", "-json", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE")
+	cmd.Stdout = &out
+	cmd.Stderr = io.Discard
+	if err := cmd.Run(); err != nil {
+		return GoEnv{}, fmt.Errorf("running go env for the default upstream and checksum database (or set --upstream and --sumdb): %w", err)
+	}
+	var g GoEnv
+	if err := json.Unmarshal(out.Bytes(), &g); err != nil {
+		return GoEnv{}, fmt.Errorf("reading go env: %w", err)
+	}
+	return g, nil
+}
+
+// ErrHelp is returned by Load when -h or --help was given.
+var ErrHelp = flag.ErrHelp
+
+// Load builds the configuration from its sources.
+func Load(src Sources) (*Config, error) {
+	getenv := src.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	out := src.Output
+	if out == nil {
+		out = os.Stderr
+	}
+	c := Defaults()
+
+	// Flags are parsed first, to find --config, but applied last.
+	fs := flag.NewFlagSet("agora serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	flagVals := make(map[string]*string)
+	configFlag := fs.String("config", "", "TOML configuration file (also AGORA_CONFIG)")
+	for _, s := range settings {
+		flagVals[s.name] = fs.String(flagName(s.name), "", fmt.Sprintf("%s (also %s)", s.usage, envName(s.name)))
+	}
+	if err := fs.Parse(src.Args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	setBy := make(map[string]bool)
+	file := getenv("AGORA_CONFIG")
+	if given["config"] {
+		file = *configFlag
+	}
+	if file != "" {
+		vals, err := readFile(file)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range settings {
+			if v, ok := vals[s.name]; ok {
+				if err := s.set(&c, v); err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", file, s.name, err)
+				}
+				setBy[s.name] = true
+			}
+		}
+		c.ConfigFile = file
+	}
+	for _, s := range settings {
+		if v, ok := lookupEnv(getenv, envName(s.name)); ok {
+			if err := s.set(&c, v); err != nil {
+				return nil, fmt.Errorf("%s: %w", envName(s.name), err)
+			}
+			setBy[s.name] = true
+		}
+	}
+	for _, s := range settings {
+		if given[flagName(s.name)] {
+			if err := s.set(&c, *flagVals[s.name]); err != nil {
+				return nil, fmt.Errorf("--%s: %w", flagName(s.name), err)
+			}
+			setBy[s.name] = true
+		}
+	}
+
+	if !setBy["upstream"] || !setBy["sumdb"] || !setBy["nosum"] {
+		readGo := src.GoEnv
+		if readGo == nil {
+			readGo = ReadGoEnv
+		}
+		g, err := readGo()
+		if err != nil {
+			return nil, err
+		}
+		if !setBy["upstream"] {
+			c.Upstream = g.GOPROXY
+		}
+		if !setBy["sumdb"] {
+			c.SumDB = g.GOSUMDB
+		}
+		if !setBy["nosum"] {
+			c.NoSum = g.GONOSUMDB
+			if c.NoSum == "" {
+				c.NoSum = g.GOPRIVATE
+			}
+		}
+	}
+	if c.Upstream == "" {
+		c.Upstream = "off"
+	}
+	if c.SumDB == "" {
+		c.SumDB = "off"
+	}
+	return &c, nil
+}
+
+// lookupEnv treats an empty variable as unset, as the go command does.
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// readFile reads a TOML configuration file into setting values.
+func readFile(name string) (map[string]string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	return parseTOML(name, data)
+}
+
+func parseTOML(name string, data []byte) (map[string]string, error) {
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", name, err)
+	}
+	known := make(map[string]bool)
+	for _, s := range settings {
+		known[s.name] = true
+	}
+	vals := make(map[string]string)
+	var unknown []string
+	for k, v := range raw {
+		if !known[k] {
+			unknown = append(unknown, k)
+			continue
+		}
+		switch v := v.(type) {
+		case string:
+			vals[k] = v
+		case int64, bool:
+			vals[k] = fmt.Sprint(v)
+		default:
+			return nil, fmt.Errorf("config file %s: %s: want a string, number or boolean", name, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("config file %s: unknown settings %s", name, strings.Join(unknown, ", "))
+	}
+	return vals, nil
+}
+
+// Summary returns the effective settings as name/value pairs, in a fixed
+// order, for logs and status pages.
+func (c *Config) Summary() [][2]string {
+	var out [][2]string
+	for _, s := range settings {
+		out = append(out, [2]string{s.name, s.get(c)})
+	}
+	return out
+}

@@ -1,0 +1,71 @@
+package mirror
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// flights collapses concurrent fills of the same key into one. Unlike
+// x/sync/singleflight, a fill runs in its own context: it keeps going while
+// any caller still waits for it, and is cancelled when the last one gives
+// up, so a client that disconnects neither breaks the others' fill nor
+// leaves an unwanted download running.
+type flights struct {
+	mu      sync.Mutex
+	m       map[string]*flight
+	timeout time.Duration
+}
+
+type flight struct {
+	done    chan struct{}
+	err     error
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// do runs fn once for all concurrent callers with the same key and
+// returns its error, or the caller's own context error if it stops
+// waiting first.
+func (g *flights) do(ctx context.Context, key string, fn func(context.Context) error) error {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = make(map[string]*flight)
+	}
+	f := g.m[key]
+	if f == nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		g.m[key] = f
+		go func() {
+			defer close(f.done)
+			f.err = fn(fctx)
+			cancel()
+			g.mu.Lock()
+			delete(g.m, key)
+			g.mu.Unlock()
+		}()
+	}
+	f.waiters++
+	g.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		g.mu.Lock()
+		f.waiters--
+		if f.waiters == 0 {
+			f.cancel()
+		}
+		g.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// inFlight returns the number of fills running.
+func (g *flights) inFlight() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.m)
+}

@@ -1,0 +1,290 @@
+package mirror
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
+
+	"github.com/agora-mirror/agora/internal/upstream"
+)
+
+// listEntry is the upstreams' answer to a module's version list, as last
+// fetched. It is kept in memory and in the store (so that it survives a
+// restart and can be served when the upstreams fail).
+type listEntry struct {
+	Versions []string  // tagged versions, sorted
+	Pseudo   []string  // pseudo-versions the upstream listed (never served in a list; used for @latest)
+	NotFound string    `json:",omitempty"` // the upstreams' "not found" answers, when they had no such module
+	Fetched  time.Time // when the upstreams answered
+
+	refreshing bool
+}
+
+func listKey(path string) string {
+	ep, _ := module.EscapePath(path)
+	return "state/list/" + ep
+}
+
+// parseList splits an upstream's list into tagged versions and
+// pseudo-versions, as the go command reads it: the first field of each
+// line, kept if it is a valid semantic version.
+func parseList(data []byte, path string) (tagged, pseudo []string) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 64<<10)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || module.Check(path, f[0]) != nil || module.CanonicalVersion(f[0]) != f[0] {
+			continue
+		}
+		if module.IsPseudoVersion(f[0]) {
+			pseudo = append(pseudo, f[0])
+		} else {
+			tagged = append(tagged, f[0])
+		}
+	}
+	return sortVersions(tagged), sortVersions(pseudo)
+}
+
+// fetchList asks the upstreams for path's list and records the answer.
+// A "not found" answer is recorded too (as a negative entry).
+func (m *Mirror) fetchList(ctx context.Context, path string) (*listEntry, error) {
+	ep, _ := module.EscapePath(path)
+	data, _, err := m.chain.FetchBytes(ctx, ep+"/@v/list", MaxListSize)
+	e := &listEntry{Fetched: time.Now()}
+	switch {
+	case err == nil:
+		e.Versions, e.Pseudo = parseList(data, path)
+	case errors.Is(err, upstream.ErrNotFound):
+		e.NotFound = err.Error()
+	default:
+		return nil, err
+	}
+	if data, err := json.Marshal(e); err == nil {
+		if err := m.st.Replace(ctx, listKey(path), data); err != nil {
+			m.log.Warn("saving version list", "module", path, "err", err)
+		}
+	}
+	m.listMu.Lock()
+	m.lists[path] = e
+	m.listMu.Unlock()
+	return e, nil
+}
+
+// cachedList returns the last list answer for path, from memory or the
+// store, or nil.
+func (m *Mirror) cachedList(ctx context.Context, path string) *listEntry {
+	m.listMu.Lock()
+	e := m.lists[path]
+	m.listMu.Unlock()
+	if e != nil {
+		return e
+	}
+	data, err := m.st.Get(ctx, listKey(path))
+	if err != nil {
+		return nil
+	}
+	e = new(listEntry)
+	if json.Unmarshal(data, e) != nil {
+		return nil
+	}
+	m.listMu.Lock()
+	if cur := m.lists[path]; cur != nil {
+		e = cur
+	} else {
+		m.lists[path] = e
+	}
+	m.listMu.Unlock()
+	return e
+}
+
+// upstreamList returns the upstreams' list answer for path: fresh from the
+// cache; stale from the cache while a background refresh runs; or fetched
+// now. When the fetch fails, a stale answer is returned with no error.
+func (m *Mirror) upstreamList(ctx context.Context, path string) (*listEntry, error) {
+	if m.chain.Off() {
+		return nil, upstream.ErrOff
+	}
+	e := m.cachedList(ctx, path)
+	if e != nil && time.Since(e.Fetched) < m.listTTL {
+		return e, nil
+	}
+	if e != nil {
+		m.listMu.Lock()
+		start := !e.refreshing
+		e.refreshing = true
+		m.listMu.Unlock()
+		if start {
+			go func() {
+				// The refresh outlives the request that noticed the
+				// stale entry; the fill timeout bounds it.
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.fills.timeout)
+				defer cancel()
+				if _, err := m.fetchList(ctx, path); err != nil {
+					m.log.Warn("refreshing version list; serving the cached one", "module", path, "err", err)
+					m.listMu.Lock()
+					e.refreshing = false
+					m.listMu.Unlock()
+				}
+			}()
+		}
+		return e, nil
+	}
+	var fresh *listEntry
+	err := m.fills.do(ctx, "list "+path, func(ctx context.Context) error {
+		var err error
+		fresh, err = m.fetchList(ctx, path)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if fresh == nil {
+		// Another caller's fetch finished first; it left the entry.
+		if fresh = m.cachedList(ctx, path); fresh == nil {
+			return nil, errors.New("version list vanished")
+		}
+	}
+	return fresh, nil
+}
+
+// held returns the versions whose zips the store holds, tagged and pseudo.
+func (m *Mirror) held(ctx context.Context, path string) (tagged, pseudo []string, err error) {
+	ep, _ := module.EscapePath(path)
+	names, err := m.st.List(ctx, "mod/"+ep+"/@v")
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, n := range names {
+		ev, ok := strings.CutSuffix(n, ".zip")
+		if !ok {
+			continue
+		}
+		v, err := module.UnescapeVersion(ev)
+		if err != nil || module.Check(path, v) != nil {
+			continue
+		}
+		if module.IsPseudoVersion(v) {
+			pseudo = append(pseudo, v)
+		} else {
+			tagged = append(tagged, v)
+		}
+	}
+	return tagged, pseudo, nil
+}
+
+// versions is the merged answer for a module: the upstreams' list and
+// what is held.
+type versions struct {
+	tagged, pseudo []string
+	// known reports that the module exists: an upstream listed it, or
+	// a version of it is held.
+	known bool
+	// fromCache reports the answer came without an upstream request.
+	fromCache bool
+}
+
+// versions merges the upstreams' list with what is held. It fails only
+// when the upstreams fail (or have no such module) and nothing is held.
+func (m *Mirror) versions(ctx context.Context, path string) (versions, error) {
+	var v versions
+	tagged, pseudo, err := m.held(ctx, path)
+	if err != nil {
+		return v, err
+	}
+	e, uerr := m.upstreamList(ctx, path)
+	if e != nil && e.NotFound != "" && len(tagged)+len(pseudo) == 0 {
+		uerr = &upstream.NotFoundError{Path: path, Answers: []string{e.NotFound}}
+	}
+	if e != nil && e.NotFound == "" {
+		tagged = append(tagged, e.Versions...)
+		pseudo = append(pseudo, e.Pseudo...)
+		v.known = true
+	}
+	if len(tagged)+len(pseudo) > 0 {
+		v.known = true
+	}
+	if !v.known && uerr != nil {
+		return v, uerr
+	}
+	v.tagged, v.pseudo = sortVersions(tagged), sortVersions(pseudo)
+	return v, nil
+}
+
+// List returns the module's version list: tagged versions only, one per
+// line, sorted.
+func (m *Mirror) List(ctx context.Context, path string) ([]byte, error) {
+	v, err := m.versions(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	for _, s := range v.tagged {
+		b.WriteString(s)
+		b.WriteByte('\n')
+	}
+	return b.Bytes(), nil
+}
+
+// Latest answers $module/@latest: the latest tagged version as the go
+// command would choose it from the list; else the upstreams' @latest;
+// else the newest pseudo-version known.
+func (m *Mirror) Latest(ctx context.Context, path string) ([]byte, error) {
+	v, err := m.versions(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if best := latestTagged(v.tagged); best != "" {
+		data, _, err := m.Info(ctx, path, best)
+		return data, err
+	}
+	if !m.chain.Off() {
+		ep, _ := module.EscapePath(path)
+		data, src, err := m.chain.FetchBytes(ctx, ep+"/@latest", MaxInfoSize)
+		if err == nil {
+			_, out, perr := parseInfo(data, path)
+			if perr == nil {
+				return out, nil
+			}
+			m.log.Warn("refused upstream @latest", "module", path, "upstream", src.String(), "err", perr)
+		} else if !errors.Is(err, upstream.ErrNotFound) && len(v.pseudo) == 0 {
+			return nil, err
+		}
+	}
+	if n := len(v.pseudo); n > 0 {
+		data, _, err := m.Info(ctx, path, v.pseudo[n-1])
+		return data, err
+	}
+	return nil, &upstream.NotFoundError{Path: path + "@latest", Answers: []string{"no versions"}}
+}
+
+// latestTagged returns the version the go command would take as latest
+// from a sorted list: the highest release, else the highest pre-release;
+// +incompatible versions only when there is nothing else.
+func latestTagged(sorted []string) string {
+	pick := func(ok func(string) bool) string {
+		for i := len(sorted) - 1; i >= 0; i-- {
+			if ok(sorted[i]) {
+				return sorted[i]
+			}
+		}
+		return ""
+	}
+	compatible := func(v string) bool { return !strings.HasSuffix(v, "+incompatible") }
+	if v := pick(func(v string) bool { return compatible(v) && semver.Prerelease(v) == "" }); v != "" {
+		return v
+	}
+	if v := pick(compatible); v != "" {
+		return v
+	}
+	if v := pick(func(v string) bool { return semver.Prerelease(v) == "" }); v != "" {
+		return v
+	}
+	return pick(func(string) bool { return true })
+}

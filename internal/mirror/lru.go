@@ -1,0 +1,60 @@
+package mirror
+
+import (
+	"container/list"
+	"sync"
+)
+
+// lru is a byte-bounded least-recently-used cache of small immutable
+// files (.info and .mod), so that hot answers need no store access.
+type lru struct {
+	mu    sync.Mutex
+	max   int
+	size  int
+	ll    *list.List
+	items map[string]*list.Element
+}
+
+type lruItem struct {
+	key  string
+	data []byte
+}
+
+func newLRU(maxBytes int) *lru {
+	return &lru{max: maxBytes, ll: list.New(), items: make(map[string]*list.Element)}
+}
+
+func (c *lru) get(key string) ([]byte, bool) {
+	if c.max <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[key]
+	if !ok {
+		return nil, false
+	}
+	c.ll.MoveToFront(e)
+	return e.Value.(*lruItem).data, true
+}
+
+func (c *lru) add(key string, data []byte) {
+	n := len(key) + len(data)
+	if c.max <= 0 || n > c.max/8 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[key]; ok {
+		return
+	}
+	c.items[key] = c.ll.PushFront(&lruItem{key, data})
+	c.size += n
+	for c.size > c.max {
+		e := c.ll.Back()
+		it := e.Value.(*lruItem)
+		c.ll.Remove(e)
+		delete(c.items, it.key)
+		c.size -= len(it.key) + len(it.data)
+	}
+}

@@ -1,0 +1,462 @@
+// Package mirror is Agora's cache of module versions: it answers the
+// module proxy protocol's questions from the store, and fills the store
+// from the upstream chain when it lacks an answer.
+//
+// Every file that enters the store has been checked first: an .info must
+// name the version asked for, a .mod must be the go.mod whose hash the
+// checksum database records, and a zip must be well-formed (x/mod/zip's
+// rules) and hash to the database's h1: hash. Files are stored write-once,
+// so a version, once held, is immutable and keeps being served when its
+// upstream is gone. Concurrent requests for the same missing file cause one
+// fill.
+//
+// Version lists are cached for a short time, refreshed in the background,
+// merged with the versions held, and served stale when the upstream fails.
+//
+// The package knows the protocol's files but nothing of HTTP.
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
+	"golang.org/x/mod/sumdb/dirhash"
+	modzip "golang.org/x/mod/zip"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/agora-mirror/agora/internal/store"
+	"github.com/agora-mirror/agora/internal/sumdb"
+	"github.com/agora-mirror/agora/internal/upstream"
+)
+
+// Limits on what is accepted from an upstream, those of the go command.
+const (
+	MaxZipSize  = 500 << 20 // modzip.MaxZipFile
+	MaxModSize  = 16 << 20  // modzip.MaxGoMod
+	MaxInfoSize = 1 << 20
+	MaxListSize = 16 << 20
+)
+
+// ErrNotFound is matched by errors meaning the module or version is
+// neither held nor available from any upstream.
+var ErrNotFound = upstream.ErrNotFound
+
+// ErrBadUpstream is matched by errors about content an upstream sent that
+// failed a check (other than a checksum mismatch, which matches
+// sumdb.ErrChecksumMismatch): an .info for another version, a go.mod of
+// another module, a malformed zip.
+var ErrBadUpstream = errors.New("invalid content from upstream")
+
+// BadContentError describes content refused on ingest.
+type BadContentError struct {
+	Module, Version string
+	File            string // "info", "mod" or "zip"
+	Source          string // the upstream it came from
+	Reason          string
+}
+
+func (e *BadContentError) Error() string {
+	return fmt.Sprintf("%s@%s: %s from %s refused: %s", e.Module, e.Version, e.File, e.Source, e.Reason)
+}
+
+// Is reports whether target is ErrBadUpstream.
+func (e *BadContentError) Is(target error) bool { return target == ErrBadUpstream }
+
+// Verifier checks hashes against a checksum database.
+type Verifier interface {
+	// Private reports whether the module path is exempt from checks.
+	Private(modPath string) bool
+	// Verify checks the zip and go.mod hashes (either may be empty).
+	Verify(ctx context.Context, path, vers, zipHash, modHash string) error
+}
+
+// Options configure a Mirror.
+type Options struct {
+	// Store holds the files; required.
+	Store store.Store
+	// Chain is where missing files come from; nil or an "off" chain
+	// means nothing is ever fetched.
+	Chain *upstream.Chain
+	// Verifier checks hashes; nil means no checksum database (files
+	// are still checked for well-formedness).
+	Verifier Verifier
+	// ListTTL is how long a version list from the upstream is used
+	// before it is refreshed (in the background). Zero means 1 minute.
+	ListTTL time.Duration
+	// FillTimeout bounds one fill. Zero means 10 minutes.
+	FillTimeout time.Duration
+	// MemoryCache bounds the in-memory cache of .info and .mod files,
+	// in bytes. Zero means 64 MiB; negative disables it.
+	MemoryCache int
+	// Logger receives a line for each fill and each refused file.
+	Logger *slog.Logger
+}
+
+// Mirror answers module proxy requests from its store and upstreams.
+type Mirror struct {
+	st      store.Store
+	chain   *upstream.Chain
+	verify  Verifier
+	listTTL time.Duration
+	log     *slog.Logger
+	fills   flights
+	small   *lru
+
+	listMu sync.Mutex
+	lists  map[string]*listEntry
+}
+
+// New returns a Mirror.
+func New(o Options) *Mirror {
+	if o.Chain == nil {
+		o.Chain = &upstream.Chain{}
+	}
+	if o.ListTTL <= 0 {
+		o.ListTTL = time.Minute
+	}
+	if o.FillTimeout <= 0 {
+		o.FillTimeout = 10 * time.Minute
+	}
+	if o.MemoryCache == 0 {
+		o.MemoryCache = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Mirror{
+		st:      o.Store,
+		chain:   o.Chain,
+		verify:  o.Verifier,
+		listTTL: o.ListTTL,
+		log:     o.Logger,
+		fills:   flights{timeout: o.FillTimeout},
+		small:   newLRU(o.MemoryCache),
+		lists:   make(map[string]*listEntry),
+	}
+}
+
+// FillsInProgress returns the number of fills running now.
+func (m *Mirror) FillsInProgress() int { return m.fills.inFlight() }
+
+// escaped returns the case-encoded forms of a validated path and version.
+func escaped(path, vers string) (string, string) {
+	ep, _ := module.EscapePath(path)
+	ev, _ := module.EscapeVersion(vers)
+	return ep, ev
+}
+
+// fileKey returns the store key of a version's file; ext is ".info",
+// ".mod" or ".zip". Keys follow the GOPROXY layout, so a store directory
+// can itself serve as a GOPROXY=file:// tree.
+func fileKey(path, vers, ext string) string {
+	ep, ev := escaped(path, vers)
+	return "mod/" + ep + "/@v/" + ev + ext
+}
+
+// remotePath returns the upstream path of a version's file.
+func remotePath(path, vers, ext string) string {
+	ep, ev := escaped(path, vers)
+	return ep + "/@v/" + ev + ext
+}
+
+// Info returns the .info file of a canonical version.
+func (m *Mirror) Info(ctx context.Context, path, vers string) ([]byte, bool, error) {
+	return m.small1(ctx, path, vers, ".info")
+}
+
+// Mod returns the .mod file of a canonical version.
+func (m *Mirror) Mod(ctx context.Context, path, vers string) ([]byte, bool, error) {
+	return m.small1(ctx, path, vers, ".mod")
+}
+
+// small1 returns a held .info or .mod, filling both if needed. The bool
+// reports a cache hit.
+func (m *Mirror) small1(ctx context.Context, path, vers, ext string) ([]byte, bool, error) {
+	key := fileKey(path, vers, ext)
+	if data, ok := m.small.get(key); ok {
+		return data, true, nil
+	}
+	data, err := m.st.Get(ctx, key)
+	if err == nil {
+		m.small.add(key, data)
+		return data, true, nil
+	}
+	if !errors.Is(err, store.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := m.fills.do(ctx, "meta "+path+"@"+vers, func(ctx context.Context) error {
+		return m.fillMeta(ctx, path, vers)
+	}); err != nil {
+		return nil, false, err
+	}
+	data, err = m.st.Get(ctx, key)
+	if err == nil {
+		m.small.add(key, data)
+	}
+	return data, false, err
+}
+
+// Zip opens the zip of a canonical version, filling it if needed. The
+// bool reports a cache hit.
+func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool, error) {
+	key := fileKey(path, vers, ".zip")
+	obj, err := m.st.Open(ctx, key)
+	if err == nil {
+		return obj, true, nil
+	}
+	if !errors.Is(err, store.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := m.fills.do(ctx, "zip "+path+"@"+vers, func(ctx context.Context) error {
+		return m.fillZip(ctx, path, vers)
+	}); err != nil {
+		return nil, false, err
+	}
+	obj, err = m.st.Open(ctx, key)
+	return obj, false, err
+}
+
+// info is the JSON of an .info file.
+type info struct {
+	Version string
+	Time    *time.Time `json:",omitempty"`
+}
+
+// parseInfo checks an .info answer and returns it re-encoded with only the
+// fields Agora vouches for.
+func parseInfo(data []byte, path string) (info, []byte, error) {
+	var inf info
+	if err := json.Unmarshal(data, &inf); err != nil {
+		return info{}, nil, fmt.Errorf("not a JSON version info: %v", err)
+	}
+	if inf.Version == "" {
+		return info{}, nil, errors.New("no Version field")
+	}
+	if err := module.Check(path, inf.Version); err != nil {
+		return info{}, nil, err
+	}
+	if module.CanonicalVersion(inf.Version) != inf.Version {
+		return info{}, nil, fmt.Errorf("version %q is not canonical", inf.Version)
+	}
+	if inf.Time != nil {
+		t := inf.Time.UTC()
+		inf.Time = &t
+	}
+	out, err := json.Marshal(inf)
+	if err != nil {
+		return info{}, nil, err
+	}
+	return inf, append(out, '\n'), nil
+}
+
+// private reports whether path skips checksum database verification.
+func (m *Mirror) private(path string) bool {
+	return m.verify == nil || m.verify.Private(path)
+}
+
+// fillMeta fetches, checks and stores the .info and .mod of path@vers.
+func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
+	var infoData, modData []byte
+	var infoSrc, modSrc *upstream.Proxy
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		infoData, infoSrc, err = m.chain.FetchBytes(gctx, remotePath(path, vers, ".info"), MaxInfoSize)
+		return err
+	})
+	g.Go(func() error {
+		var err error
+		modData, modSrc, err = m.chain.FetchBytes(gctx, remotePath(path, vers, ".mod"), MaxModSize)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	inf, infoOut, err := parseInfo(infoData, path)
+	if err == nil && inf.Version != vers {
+		err = fmt.Errorf("info is for version %s", inf.Version)
+	}
+	if err != nil {
+		return m.refused(&BadContentError{Module: path, Version: vers, File: "info", Source: infoSrc.String(), Reason: err.Error()})
+	}
+	if err := m.checkMod(ctx, path, vers, modData, modSrc.String()); err != nil {
+		return err
+	}
+	if err := m.put(ctx, fileKey(path, vers, ".mod"), modData); err != nil {
+		return err
+	}
+	if err := m.put(ctx, fileKey(path, vers, ".info"), infoOut); err != nil {
+		return err
+	}
+	m.log.Info("filled", "module", path, "version", vers, "files", "info,mod", "upstream", modSrc.String())
+	return nil
+}
+
+// put stores an immutable file; finding it already stored (by a
+// concurrent fill elsewhere) is success.
+func (m *Mirror) put(ctx context.Context, key string, data []byte) error {
+	if err := m.st.Put(ctx, key, data); err != nil && !errors.Is(err, store.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+func (m *Mirror) refused(err error) error {
+	m.log.Warn("refused upstream content", "err", err)
+	return err
+}
+
+// modHash returns the go.sum hash of a go.mod file's content.
+func modHash(data []byte) (string, error) {
+	return dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(string(data))), nil
+	})
+}
+
+// checkMod checks a go.mod against the checksum database or, for modules
+// exempt from it, checks that it declares the module it claims to be.
+func (m *Mirror) checkMod(ctx context.Context, path, vers string, data []byte, src string) error {
+	if m.private(path) {
+		if mp := modfile.ModulePath(data); mp != path {
+			return m.refused(&BadContentError{Module: path, Version: vers, File: "mod", Source: src,
+				Reason: fmt.Sprintf("go.mod declares module %q", mp)})
+		}
+		return nil
+	}
+	h, err := modHash(data)
+	if err != nil {
+		return err
+	}
+	if err := m.verify.Verify(ctx, path, vers, "", h); err != nil {
+		if errors.Is(err, sumdb.ErrChecksumMismatch) {
+			return m.refused(fmt.Errorf("%w (go.mod from %s)", err, src))
+		}
+		return err
+	}
+	return nil
+}
+
+// fillZip fetches, checks and stores the zip of path@vers, and its .info
+// and .mod if they are not held yet, so that a held zip always comes with
+// its metadata.
+func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
+	if _, _, err := m.Mod(ctx, path, vers); err != nil {
+		return err
+	}
+	if _, _, err := m.Info(ctx, path, vers); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(m.st.TempDir(), "zip-*")
+	if err != nil {
+		return fmt.Errorf("creating temporary file: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	defer f.Close()
+	src, err := m.chain.Fetch(ctx, remotePath(path, vers, ".zip"), MaxZipSize, func(r io.Reader) error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		_, err := io.Copy(f, r)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := m.checkZip(ctx, path, vers, tmp, src.String()); err != nil {
+		return err
+	}
+	if err := m.st.PutFile(ctx, fileKey(path, vers, ".zip"), tmp); err != nil && !errors.Is(err, store.ErrExist) {
+		return err
+	}
+	m.log.Info("filled", "module", path, "version", vers, "files", "zip", "upstream", src.String())
+	return nil
+}
+
+// checkZip checks a downloaded zip: well-formed by the go command's rules,
+// and with the checksum database's hash (or, for modules exempt from the
+// database, with the go.mod already held).
+func (m *Mirror) checkZip(ctx context.Context, path, vers, name, src string) error {
+	bad := func(reason string) error {
+		return m.refused(&BadContentError{Module: path, Version: vers, File: "zip", Source: src, Reason: reason})
+	}
+	mv := module.Version{Path: path, Version: vers}
+	if _, err := modzip.CheckZip(mv, name); err != nil {
+		return bad(err.Error())
+	}
+	h, err := dirhash.HashZip(name, dirhash.Hash1)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if !m.private(path) {
+		if err := m.verify.Verify(ctx, path, vers, h, ""); err != nil {
+			if errors.Is(err, sumdb.ErrChecksumMismatch) {
+				return m.refused(fmt.Errorf("%w (zip from %s)", err, src))
+			}
+			return err
+		}
+		return nil
+	}
+	return m.checkZipGoMod(ctx, path, vers, name, bad)
+}
+
+// checkZipGoMod checks that the go.mod inside a zip, if any, is the .mod
+// file held for the version.
+func (m *Mirror) checkZipGoMod(ctx context.Context, path, vers, name string, bad func(string) error) error {
+	held, err := m.st.Get(ctx, fileKey(path, vers, ".mod"))
+	if err != nil {
+		return err
+	}
+	inZip, err := readZipGoMod(name, path+"@"+vers+"/go.mod")
+	if err != nil {
+		return bad(err.Error())
+	}
+	if inZip != nil && string(inZip) != string(held) {
+		return bad("its go.mod differs from the version's .mod file")
+	}
+	return nil
+}
+
+// Query resolves a version query (branch, commit prefix, "v1.2") through
+// the upstreams and returns the resolved version's .info. Answers are
+// not stored: they change as branches move.
+func (m *Mirror) Query(ctx context.Context, path, query string) ([]byte, error) {
+	data, src, err := m.chain.FetchBytes(ctx, remotePath(path, query, ".info"), MaxInfoSize)
+	if err != nil {
+		return nil, err
+	}
+	_, out, err := parseInfo(data, path)
+	if err != nil {
+		return nil, m.refused(&BadContentError{Module: path, Version: query, File: "info", Source: src.String(), Reason: err.Error()})
+	}
+	return out, nil
+}
+
+// sortVersions sorts versions by semver precedence, dropping duplicates.
+func sortVersions(vs []string) []string {
+	slices.SortFunc(vs, func(a, b string) int {
+		if c := semver.Compare(a, b); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return slices.Compact(vs)
+}

@@ -1,0 +1,293 @@
+// Package server is Agora's HTTP face: it routes requests to the module
+// proxy protocol, the checksum database proxy and the health endpoint,
+// writes the answers with their caching headers, maps errors to status
+// codes, and logs one line per request.
+//
+// It is the only package that knows HTTP status codes; the packages
+// behind it report errors with sentinel errors and types.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/agora-mirror/agora/internal/mirror"
+	"github.com/agora-mirror/agora/internal/protocol"
+	"github.com/agora-mirror/agora/internal/store"
+	"github.com/agora-mirror/agora/internal/sumdb"
+	"github.com/agora-mirror/agora/internal/upstream"
+)
+
+// Cache-Control values.
+const (
+	cacheForever = "public, max-age=31536000, immutable"
+	cacheBriefly = "public, max-age=60"
+	cacheNever   = "no-store"
+)
+
+// Options configure the handler.
+type Options struct {
+	Mirror *mirror.Mirror
+	// SumDB serves /sumdb/...; nil answers 404 there, so clients go to
+	// the database directly.
+	SumDB http.Handler
+	// Logger receives one line per request.
+	Logger *slog.Logger
+	// LogClientAddr adds the client's address to request logs.
+	LogClientAddr bool
+}
+
+// Handler serves Agora's HTTP endpoints.
+type Handler struct {
+	m       *mirror.Mirror
+	sumdb   http.Handler
+	log     *slog.Logger
+	logAddr bool
+}
+
+// New returns the handler.
+func New(o Options) *Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{m: o.Mirror, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr}
+}
+
+// recorder notes the status and size of a response and the cache outcome,
+// for the request log. It passes ReadFrom through, so that zips served from
+// files still go out with sendfile.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	cache  string // "hit", "miss" or ""
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
+	r.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	h.serve(rec, r)
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", time.Since(start)),
+	}
+	if rec.cache != "" {
+		attrs = append(attrs, slog.String("cache", rec.cache))
+	}
+	if h.logAddr {
+		attrs = append(attrs, slog.String("client", r.RemoteAddr))
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+func (h *Handler) serve(w *recorder, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		errorText(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: the module proxy protocol is read-only (GET, HEAD)")
+		return
+	}
+	p := r.URL.Path
+	switch {
+	case p == "/healthz":
+		text(w, r, http.StatusOK, cacheNever, "ok\n")
+		return
+	case p == "/":
+		text(w, r, http.StatusOK, cacheNever, "Agora Go module mirror.\nSet GOPROXY to this server's URL.\n")
+		return
+	case len(p) >= len("/sumdb/") && p[:len("/sumdb/")] == "/sumdb/":
+		if h.sumdb == nil {
+			errorText(w, http.StatusNotFound, "no checksum database is proxied here")
+			return
+		}
+		h.sumdb.ServeHTTP(w, r)
+		return
+	}
+	req, err := protocol.Parse(p)
+	if err != nil {
+		errorText(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	h.serveModule(w, r, req)
+}
+
+func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request) {
+	ctx := r.Context()
+	var data []byte
+	var hit bool
+	var err error
+	ctype, cache := "application/json", cacheForever
+	switch req.Kind {
+	case protocol.List:
+		data, err = h.m.List(ctx, req.Module)
+		ctype, cache = "text/plain; charset=utf-8", cacheBriefly
+	case protocol.Latest:
+		data, err = h.m.Latest(ctx, req.Module)
+		cache = cacheBriefly
+	case protocol.Info:
+		if req.Query {
+			data, err = h.m.Query(ctx, req.Module, req.Version)
+			cache = cacheBriefly
+		} else {
+			data, hit, err = h.m.Info(ctx, req.Module, req.Version)
+			w.cache = outcome(hit, err)
+		}
+	case protocol.Mod:
+		data, hit, err = h.m.Mod(ctx, req.Module, req.Version)
+		w.cache = outcome(hit, err)
+		ctype = "text/plain; charset=utf-8"
+	case protocol.Zip:
+		h.serveZip(w, r, req)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", ctype)
+	hd.Set("Content-Length", strconv.Itoa(len(data)))
+	hd.Set("Cache-Control", cache)
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(data)
+	}
+}
+
+func outcome(hit bool, err error) string {
+	switch {
+	case err != nil:
+		return ""
+	case hit:
+		return "hit"
+	}
+	return "miss"
+}
+
+// osFiler is implemented by store objects backed by a local file.
+type osFiler interface{ OSFile() *os.File }
+
+func (h *Handler) serveZip(w *recorder, r *http.Request, req protocol.Request) {
+	obj, hit, err := h.m.Zip(r.Context(), req.Module, req.Version)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	defer obj.Close()
+	w.cache = outcome(hit, nil)
+	hd := w.Header()
+	hd.Set("Content-Type", "application/zip")
+	hd.Set("Cache-Control", cacheForever)
+	// Objects are written once, so size and time identify the content.
+	hd.Set("ETag", fmt.Sprintf(`"%x-%x"`, obj.ModTime().UnixNano(), obj.Size()))
+	var content io.ReadSeeker = obj
+	if f, ok := obj.(osFiler); ok {
+		content = f.OSFile()
+	}
+	http.ServeContent(w, r, "", obj.ModTime(), content)
+}
+
+// status maps an error from the mirror to an HTTP status.
+func status(err error) int {
+	switch {
+	case errors.Is(err, upstream.ErrNotFound):
+		// Includes "fetching is off": either way, not here.
+		return http.StatusNotFound
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, upstream.ErrTimeout):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, syscall.ENOSPC):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, sumdb.ErrChecksumMismatch), errors.Is(err, mirror.ErrBadUpstream),
+		errors.Is(err, sumdb.ErrNotFound), errors.Is(err, sumdb.ErrSecurity):
+		return http.StatusBadGateway
+	case errors.Is(err, store.ErrInvalidKey):
+		return http.StatusBadRequest
+	}
+	var ue *upstream.Error
+	if errors.As(err, &ue) {
+		return http.StatusBadGateway
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return http.StatusBadGateway
+	}
+	if errors.Is(err, upstream.ErrTooLarge) {
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+func (h *Handler) fail(w *recorder, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away; nobody reads the answer.
+		w.status = 499
+		return
+	}
+	code := status(err)
+	if code >= 500 {
+		h.log.Warn("request failed", "path", r.URL.Path, "status", code, "err", err)
+	}
+	errorText(w, code, err.Error())
+}
+
+// errorText writes a plain-text error body, which the go command shows
+// to its user.
+func errorText(w http.ResponseWriter, code int, msg string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("Cache-Control", cacheNever)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+}
+
+func text(w http.ResponseWriter, r *http.Request, code int, cache, msg string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("Content-Length", strconv.Itoa(len(msg)))
+	hd.Set("Cache-Control", cache)
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		io.WriteString(w, msg)
+	}
+}
