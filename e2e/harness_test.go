@@ -142,12 +142,6 @@ func (a *agora) stop(t *testing.T) {
 	}
 }
 
-// kill ends the process with SIGKILL, as a crash would.
-func (a *agora) kill() {
-	a.cmd.Process.Kill()
-	<-a.done
-}
-
 // get fetches path from the server and returns status, headers and body.
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
@@ -189,9 +183,9 @@ const dbName = "sum.agora.test"
 func helloFiles(path, greeting string) map[string]string {
 	pkg := path[strings.LastIndex(path, "/")+1:]
 	return map[string]string{
-		"go.mod":   "module " + path + "\n\ngo 1.21\n",
+		"go.mod":    "module " + path + "\n\ngo 1.21\n",
 		pkg + ".go": "// Package " + pkg + " greets.\npackage " + pkg + "\n\n// Hello returns a greeting.\nfunc Hello() string { return " + fmt.Sprintf("%q", greeting) + " }\n",
-		"LICENSE":  "Public domain, for tests.\n",
+		"LICENSE":   "Public domain, for tests.\n",
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/agora-mirror/agora/internal/modtest"
 )
 
 type downloaded struct {
@@ -127,5 +129,43 @@ func TestQueriesResolveToCanonicalVersions(t *testing.T) {
 	mustGo(t, dir, env, "get", "example.com/hello@main")
 	if gomod := readFile(t, dir, "go.mod"); !strings.Contains(gomod, "example.com/hello v1.1.1-0.20240301000000-abcdef123456") {
 		t.Errorf("go get @main wrote:\n%s", gomod)
+	}
+}
+
+func TestToolchainModuleServed(t *testing.T) {
+	f := newFixture(t)
+	tc := f.add(t, modtest.Module{Path: "golang.org/toolchain", Version: "v0.0.1-go1.99.0.linux-amd64",
+		Files: map[string]string{"bin/go": "#!/bin/sh\necho fake go\n", "VERSION": "go1.99.0\n"}})
+	a := startAgora(t, "", nil, f.agoraArgs("")...)
+	code, _, body := get(t, a.URL+"/golang.org/toolchain/@v/v0.0.1-go1.99.0.linux-amd64.zip")
+	if code != 200 || body != string(tc.Zip) {
+		t.Errorf("toolchain zip = %d, %d bytes; want the zip", code, len(body))
+	}
+	out := mustGo(t, "", f.goEnv(t, a), "mod", "download", "-json", "golang.org/toolchain@v0.0.1-go1.99.0.linux-amd64")
+	if d := parseDownload(t, out)[0]; d.Sum != tc.ZipHash {
+		t.Errorf("toolchain download: %+v", d)
+	}
+}
+
+func TestOffServesOnlyWhatIsHeld(t *testing.T) {
+	f := newFixture(t)
+	data := t.TempDir()
+	a := startAgora(t, data, nil, f.agoraArgs("")...)
+	mustGo(t, "", f.goEnv(t, a), "mod", "download", "example.com/hello@v1.0.0")
+	a.stop(t)
+	a = startAgora(t, data, nil, "--upstream", "off", "--sumdb", f.DB.VerifierKey)
+	f.Up.Reset()
+	out := mustGo(t, "", f.goEnv(t, a), "mod", "download", "-json", "example.com/hello@v1.0.0")
+	if d := parseDownload(t, out)[0]; d.Sum != f.mod(t, "example.com/hello@v1.0.0").ZipHash {
+		t.Errorf("held version with upstream off: %+v", d)
+	}
+	if code, _, body := get(t, a.URL+"/example.com/hello/@v/list"); code != 200 || body != "v1.0.0\n" {
+		t.Errorf("list with upstream off = %d %q, want the held version", code, body)
+	}
+	if code, _, body := get(t, a.URL+"/example.com/hello/@v/v1.1.0.info"); code != 404 || !strings.Contains(body, "off") {
+		t.Errorf("version not held, upstream off = %d %q, want 404 saying fetching is off", code, body)
+	}
+	if n := len(f.Up.Requests()); n != 0 {
+		t.Errorf("upstream asked %d times with upstream off: %v", n, f.Up.Requests())
 	}
 }

@@ -186,8 +186,6 @@ type versions struct {
 	// known reports that the module exists: an upstream listed it, or
 	// a version of it is held.
 	known bool
-	// fromCache reports the answer came without an upstream request.
-	fromCache bool
 }
 
 // versions merges the upstreams' list with what is held. It fails only

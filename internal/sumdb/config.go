@@ -27,7 +27,7 @@ import (
 // go command knows by name, so that a GOSUMDB of just a name works as it
 // does for the go command.
 var knownKeys = map[string]string{
-	"sum.golang.org": "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ze6VCRBkTsY5pCPBQ",
+	"sum.golang.org": "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8",
 }
 
 // ErrOff is returned by ParseGOSUMDB for "off": no checksum database.

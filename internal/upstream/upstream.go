@@ -237,7 +237,7 @@ func (p *Proxy) Fetch(ctx context.Context, rel string, limit int64, sink func(io
 	var err error
 	for attempt := 1; ; attempt++ {
 		var retryAfter time.Duration
-		err, retryAfter = p.fetchOnce(ctx, rel, limit, sink)
+		retryAfter, err = p.fetchOnce(ctx, rel, limit, sink)
 		if err == nil || attempt >= o.Attempts || ctx.Err() != nil || !retryable(err) {
 			return err
 		}
@@ -270,7 +270,7 @@ func retryable(err error) bool {
 	return false
 }
 
-func (p *Proxy) fetchOnce(ctx context.Context, rel string, limit int64, sink func(io.Reader) error) (error, time.Duration) {
+func (p *Proxy) fetchOnce(ctx context.Context, rel string, limit int64, sink func(io.Reader) error) (time.Duration, error) {
 	o := p.opts
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -284,7 +284,7 @@ func (p *Proxy) fetchOnce(ctx context.Context, rel string, limit int64, sink fun
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL(rel), nil)
 	if err != nil {
-		return fail(0, "", err), 0
+		return 0, fail(0, "", err)
 	}
 	resp, err := o.Client.Do(req)
 	if err != nil {
@@ -297,30 +297,30 @@ func (p *Proxy) fetchOnce(ctx context.Context, rel string, limit int64, sink fun
 				err = uerr.Err
 			}
 		}
-		return fail(0, "", err), 0
+		return 0, fail(0, "", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fail(resp.StatusCode, printable(body), nil), parseRetryAfter(resp.Header.Get("Retry-After"))
+		return parseRetryAfter(resp.Header.Get("Retry-After")), fail(resp.StatusCode, printable(body), nil)
 	}
 	if limit > 0 && resp.ContentLength > limit {
-		return fmt.Errorf("upstream %s: GET %s: %w (%d bytes, limit %d)", p.name, rel, ErrTooLarge, resp.ContentLength, limit), 0
+		return 0, fmt.Errorf("upstream %s: GET %s: %w (%d bytes, limit %d)", p.name, rel, ErrTooLarge, resp.ContentLength, limit)
 	}
 	r := &idleReader{r: resp.Body, timer: timer, timeout: o.Timeout, max: limit, ctx: ctx}
 	if err := sink(r); err != nil {
 		var be *bodyError
 		switch {
 		case errors.As(err, &be):
-			return fail(0, "", fmt.Errorf("reading body: %w", be.err)), 0
+			return 0, fail(0, "", fmt.Errorf("reading body: %w", be.err))
 		case errors.Is(err, ErrTooLarge):
-			return fmt.Errorf("upstream %s: GET %s: %w (limit %d bytes)", p.name, rel, ErrTooLarge, limit), 0
+			return 0, fmt.Errorf("upstream %s: GET %s: %w (limit %d bytes)", p.name, rel, ErrTooLarge, limit)
 		}
-		return err, 0
+		return 0, err
 	}
 	// A body shorter than its Content-Length surfaces as a read error
 	// above; a sink that stopped early is its own business.
-	return nil, 0
+	return 0, nil
 }
 
 func parseRetryAfter(v string) time.Duration {
