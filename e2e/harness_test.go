@@ -142,6 +142,12 @@ func (a *agora) stop(t *testing.T) {
 	}
 }
 
+// kill ends the process with SIGKILL, as a crash would.
+func (a *agora) kill() {
+	a.cmd.Process.Kill()
+	<-a.done
+}
+
 // get fetches path from the server and returns status, headers and body.
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
