@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/agora-mirror/agora/internal/config"
@@ -92,6 +93,22 @@ func (a *App) Serve(ctx context.Context, grace time.Duration) error {
 	attrs := []any{"addr", ln.Addr().String(), "data_dir", a.cfg.DataDir, "upstream", a.cfg.Upstream, "sumdb", a.cfg.SumDB}
 	if a.cfg.ConfigFile != "" {
 		attrs = append(attrs, "config", a.cfg.ConfigFile)
+	}
+	if a.cfg.PprofListen != "" {
+		pl, err := net.Listen("tcp", a.cfg.PprofListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("pprof listener: %w", err)
+		}
+		defer pl.Close()
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go http.Serve(pl, mux)
+		a.log.Info("pprof serving", "addr", pl.Addr().String())
 	}
 	a.log.Info("agora serving", attrs...)
 	errc := make(chan error, 1)

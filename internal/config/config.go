@@ -40,6 +40,7 @@ type Config struct {
 	LogLevel        string        // debug, info, warn, error
 	LogFormat       string        // text or json
 	LogClientAddr   bool          // put client addresses in request logs
+	PprofListen     string        // address of the separate pprof listener; empty for none
 	ConfigFile      string        // the TOML file read, if any
 }
 
@@ -117,6 +118,8 @@ var settings = func() []setting {
 		c.LogFormat = v
 		return nil
 	}, func(c *Config) string { return c.LogFormat })
+	set, get = str(func(c *Config) *string { return &c.PprofListen })
+	add("pprof_listen", "address of a separate listener for net/http/pprof (off when empty; keep it private)", set, get)
 	add("log_client_addr", "log client addresses (off by default, for privacy)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
