@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -97,7 +98,8 @@ var settings = func() []setting {
 	add("memory_cache_mb", "MiB of memory for caching .info and .mod files (0 disables)",
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
+			// Bounded so that the size in bytes (n<<20) fits an int.
+			if err != nil || n < 0 || n > math.MaxInt>>20 {
 				return fmt.Errorf("want a number of MiB, got %q", v)
 			}
 			c.MemoryCacheMiB = n

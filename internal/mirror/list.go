@@ -27,9 +27,12 @@ type listEntry struct {
 	refreshing bool
 }
 
+// listKey returns where a module's list answer is kept. The "/@v/list"
+// suffix keeps a module's key from being a prefix of another module's
+// (example.com/m and example.com/m/v2).
 func listKey(path string) string {
 	ep, _ := module.EscapePath(path)
-	return "state/list/" + ep
+	return "state/list/" + ep + "/@v/list"
 }
 
 // parseList splits an upstream's list into tagged versions and

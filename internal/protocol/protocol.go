@@ -123,8 +123,8 @@ func shorten(p string) string {
 }
 
 // Parse parses an (already URL-unescaped) request path such as
-// "/github.com/!burnt!sushi/toml/@v/v1.4.0.zip". Leading slashes are
-// ignored. Every error matches ErrInvalid.
+// "/github.com/!burnt!sushi/toml/@v/v1.4.0.zip". One leading slash is
+// ignored ("//host/..." is refused). Every error matches ErrInvalid.
 func Parse(path string) (Request, error) {
 	bad := func(reason string) (Request, error) {
 		return Request{}, &Error{Path: shorten(path), Reason: reason}
@@ -177,7 +177,7 @@ func Parse(path string) (Request, error) {
 	}
 	r.Version = v
 	if semver.IsValid(v) && module.CanonicalVersion(v) == v {
-		if err := module.Check(mod, v); err != nil {
+		if err := checkVersion(mod, v); err != nil {
 			if r.Kind != Info {
 				return bad(err.Error())
 			}
@@ -197,6 +197,23 @@ func Parse(path string) (Request, error) {
 	}
 	r.Query = true
 	return r, nil
+}
+
+// checkVersion is module.Check plus the go command's rule for
+// "+incompatible", which module.Check does not enforce: the suffix is only
+// for major versions v2 and above of a module path without a major version
+// suffix (not "example.com/m/v2", not "gopkg.in/yaml.v3").
+func checkVersion(mod, v string) error {
+	if err := module.Check(mod, v); err != nil {
+		return err
+	}
+	if semver.Build(v) == "+incompatible" {
+		_, pathMajor, _ := module.SplitPathVersion(mod)
+		if m := semver.Major(v); pathMajor != "" || m == "v0" || m == "v1" {
+			return fmt.Errorf("%s@%s: +incompatible suffix not allowed here", mod, v)
+		}
+	}
+	return nil
 }
 
 // validQuery reports whether q may be forwarded as a version query: a

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -72,7 +73,7 @@ func (d *Disk) Open(_ context.Context, key string) (Object, error) {
 	}
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, err
+		return nil, missing(key, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -92,7 +93,26 @@ func (d *Disk) Get(_ context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.ReadFile(name)
+	data, err := os.ReadFile(name)
+	if err != nil {
+		// A directory (a prefix of other keys) holds no object, as
+		// for Open.
+		if fi, serr := os.Stat(name); serr == nil && !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("store: %s: %w", key, ErrNotExist)
+		}
+		return nil, missing(key, err)
+	}
+	return data, nil
+}
+
+// missing maps the error for a key below an object ("a/b" when "a" is an
+// object: the path's parent is not a directory) to ErrNotExist, since no
+// object is there.
+func missing(key string, err error) error {
+	if errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("store: %s: %w", key, ErrNotExist)
+	}
+	return err
 }
 
 // Put implements Store.
@@ -174,8 +194,8 @@ func (d *Disk) List(_ context.Context, dir string) ([]string, error) {
 		return nil, err
 	}
 	ents, err := os.ReadDir(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	if errors.Is(missing(dir, err), fs.ErrNotExist) {
+		return nil, nil // no such directory, or an object: no children
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -194,7 +214,7 @@ func (d *Disk) Delete(_ context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(name); err != nil && !errors.Is(missing(key, err), fs.ErrNotExist) {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil

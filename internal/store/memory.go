@@ -64,7 +64,8 @@ func (m *Memory) Open(_ context.Context, key string) (Object, error) {
 // Get implements Store.
 func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 	o, err := m.get(key)
-	return o.data, err
+	// A copy: the caller may change it, the stored object must not change.
+	return bytes.Clone(o.data), err
 }
 
 func (m *Memory) put(key string, data []byte, replace bool) error {

@@ -73,7 +73,8 @@ type Store interface {
 // CheckKey reports whether key is acceptable to a Store: relative, clean,
 // slash-separated, with no empty, "." or ".." element and no NUL byte.
 func CheckKey(key string) error {
-	if key == "" || strings.ContainsRune(key, 0) || strings.Contains(key, `\`) ||
+	// fs.ValidPath accepts "." (the root), which is no object's key.
+	if key == "" || key == "." || strings.ContainsRune(key, 0) || strings.Contains(key, `\`) ||
 		!fs.ValidPath(key) || path.Clean(key) != key {
 		return ErrInvalidKey
 	}

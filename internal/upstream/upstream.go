@@ -171,22 +171,60 @@ func (o Options) withDefaults() Options {
 func newProxy(rawURL string, o *Options) (*Proxy, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", rawURL, err)
+		// url.Parse's error quotes the URL, password included: parse
+		// the redacted form again for an error that is safe to show.
+		shown := redactUnparsed(rawURL)
+		if _, err2 := url.Parse(shown); err2 != nil {
+			err = err2
+		} else {
+			err = errors.New("invalid user information")
+		}
+		return nil, fmt.Errorf("upstream %q: %w", shown, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("upstream %q: want an http or https URL", u.Redacted())
+		shown := u.Redacted()
+		if u.Opaque != "" { // "user:password@host" parses as scheme "user"
+			shown = u.Scheme + ":..."
+		}
+		return nil, fmt.Errorf("upstream %q: want an http or https URL", shown)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	return &Proxy{base: u, name: u.Redacted(), opts: o}, nil
 }
 
+// redactUnparsed replaces the password in a URL that url.Parse refused,
+// as url.URL.Redacted does for one it accepted.
+func redactUnparsed(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	auth := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		auth = rest[:i]
+	}
+	at := strings.LastIndex(auth, "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(auth[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	return raw[:len(raw)-len(rest)] + user + ":xxxxx" + rest[at:]
+}
+
 // String returns the proxy's URL with any password redacted.
 func (p *Proxy) String() string { return p.name }
 
-// URL returns the URL for a path relative to the proxy's base.
+// URL returns the URL for a path relative to the proxy's base. The path
+// is escaped, so that characters such as "%", "#" and "?" (which a version
+// query may hold) reach the upstream as they are, not as URL syntax.
 func (p *Proxy) URL(rel string) string {
-	return p.base.String() + "/" + strings.TrimPrefix(rel, "/")
+	u := *p.base
+	u.Path += "/" + strings.TrimPrefix(rel, "/")
+	return u.String()
 }
 
 // bodyError marks a failure while reading an upstream body, so that
