@@ -392,14 +392,18 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 }
 
 // checkZip checks a downloaded zip: well-formed by the go command's rules,
-// and with the checksum database's hash (or, for modules exempt from the
-// database, with the go.mod already held).
+// regular files only, and with the checksum database's hash (or, for
+// modules exempt from the database, with the go.mod already held).
 func (m *Mirror) checkZip(ctx context.Context, path, vers, name, src string) error {
 	bad := func(reason string) error {
 		return m.refused(&BadContentError{Module: path, Version: vers, File: "zip", Source: src, Reason: reason})
 	}
 	mv := module.Version{Path: path, Version: vers}
 	if _, err := modzip.CheckZip(mv, name); err != nil {
+		return bad(err.Error())
+	}
+	inZip, err := inspectZip(name, path+"@"+vers+"/go.mod")
+	if err != nil {
 		return bad(err.Error())
 	}
 	h, err := dirhash.HashZip(name, dirhash.Hash1)
@@ -415,19 +419,11 @@ func (m *Mirror) checkZip(ctx context.Context, path, vers, name, src string) err
 		}
 		return nil
 	}
-	return m.checkZipGoMod(ctx, path, vers, name, bad)
-}
-
-// checkZipGoMod checks that the go.mod inside a zip, if any, is the .mod
-// file held for the version.
-func (m *Mirror) checkZipGoMod(ctx context.Context, path, vers, name string, bad func(string) error) error {
+	// No checksum database vouches for the zip: at least its go.mod must
+	// be the .mod file held for the version.
 	held, err := m.st.Get(ctx, fileKey(path, vers, ".mod"))
 	if err != nil {
 		return err
-	}
-	inZip, err := readZipGoMod(name, path+"@"+vers+"/go.mod")
-	if err != nil {
-		return bad(err.Error())
 	}
 	if inZip != nil && string(inZip) != string(held) {
 		return bad("its go.mod differs from the version's .mod file")

@@ -3,19 +3,27 @@ package mirror
 import (
 	"archive/zip"
 	"errors"
+	"fmt"
 	"io"
 )
 
-// readZipGoMod returns the content of the file named name in the zip
-// file zipName, or nil if there is none.
-func readZipGoMod(zipName, name string) ([]byte, error) {
+// inspectZip checks what x/mod/zip.CheckZip leaves alone: every entry
+// must be a regular file (or a directory), since a symbolic link or device
+// entry could do harm in tools that unpack zips less carefully than the go
+// command. It also returns the content of the entry named goMod, or nil if
+// there is none.
+func inspectZip(zipName, goMod string) ([]byte, error) {
 	z, err := zip.OpenReader(zipName)
 	if err != nil {
 		return nil, err
 	}
 	defer z.Close()
+	var data []byte
 	for _, f := range z.File {
-		if f.Name != name {
+		if m := f.Mode(); !m.IsRegular() && !m.IsDir() {
+			return nil, fmt.Errorf("%s: not a regular file (mode %v)", f.Name, m)
+		}
+		if f.Name != goMod {
 			continue
 		}
 		if f.UncompressedSize64 > MaxModSize {
@@ -25,8 +33,11 @@ func readZipGoMod(zipName, name string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer r.Close()
-		return io.ReadAll(io.LimitReader(r, MaxModSize+1))
+		data, err = io.ReadAll(io.LimitReader(r, MaxModSize+1))
+		r.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
-	return nil, nil
+	return data, nil
 }

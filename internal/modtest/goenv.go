@@ -55,6 +55,15 @@ func GoEnv(t testing.TB, extra ...string) []string {
 			t.Fatalf("modtest.GoEnv: %v", err)
 		}
 	}
+	// Telemetry off: otherwise the go command starts a child process
+	// that outlives it and writes under HOME while the test cleans up.
+	modeDir := filepath.Join(home, ".config", "go", "telemetry")
+	if err := os.MkdirAll(modeDir, 0o777); err != nil {
+		t.Fatalf("modtest.GoEnv: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(modeDir, "mode"), []byte("off"), 0o666); err != nil {
+		t.Fatalf("modtest.GoEnv: %v", err)
+	}
 	gocache := realGOCACHE()
 	if gocache == "" {
 		gocache = filepath.Join(tmp, "gocache")
