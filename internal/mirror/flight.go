@@ -42,7 +42,9 @@ func (g *flights) do(ctx context.Context, key string, fn func(context.Context) e
 			f.err = fn(fctx)
 			cancel()
 			g.mu.Lock()
-			delete(g.m, key)
+			if g.m[key] == f {
+				delete(g.m, key)
+			}
 			g.mu.Unlock()
 		}()
 	}
@@ -56,7 +58,12 @@ func (g *flights) do(ctx context.Context, key string, fn func(context.Context) e
 		g.mu.Lock()
 		f.waiters--
 		if f.waiters == 0 {
+			// Abandoned: cancel it, and let the next caller start a
+			// fresh fill rather than join one being cancelled.
 			f.cancel()
+			if g.m[key] == f {
+				delete(g.m, key)
+			}
 		}
 		g.mu.Unlock()
 		return ctx.Err()

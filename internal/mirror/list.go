@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -39,10 +38,8 @@ func listKey(path string) string {
 // pseudo-versions, as the go command reads it: the first field of each
 // line, kept if it is a valid semantic version.
 func parseList(data []byte, path string) (tagged, pseudo []string) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 64<<10)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+	for line := range bytes.Lines(data) {
+		f := strings.Fields(string(line))
 		if len(f) == 0 || module.Check(path, f[0]) != nil || module.CanonicalVersion(f[0]) != f[0] {
 			continue
 		}

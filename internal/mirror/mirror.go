@@ -268,6 +268,10 @@ func (m *Mirror) private(path string) bool {
 
 // fillMeta fetches, checks and stores the .info and .mod of path@vers.
 func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
+	// A fill that ended just before this one started may have stored it.
+	if _, err := m.st.Get(ctx, fileKey(path, vers, ".info")); err == nil {
+		return nil
+	}
 	var infoData, modData []byte
 	var infoSrc, modSrc *upstream.Proxy
 	g, gctx := errgroup.WithContext(ctx)
@@ -357,6 +361,9 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	}
 	if _, _, err := m.Info(ctx, path, vers); err != nil {
 		return err
+	}
+	if obj, err := m.st.Open(ctx, fileKey(path, vers, ".zip")); err == nil {
+		return obj.Close() // stored by a fill that ended just before
 	}
 	f, err := os.CreateTemp(m.st.TempDir(), "zip-*")
 	if err != nil {

@@ -65,6 +65,10 @@ type DB struct {
 
 	client  atomic.Pointer[xsumdb.Client]
 	lookups atomic.Int64
+	// security counts the x/mod client's security errors: the client
+	// reports them to ops.SecurityError but returns them with %v, so
+	// lookup tells them apart by this count.
+	security atomic.Int64
 
 	remoteMu   sync.Mutex
 	remote     *upstream.Proxy // where database requests go, once known
@@ -153,6 +157,7 @@ func (d *DB) lookup(ctx context.Context, path, vers string) ([]string, error) {
 		d.client.Store(d.newClient())
 	}
 	c := d.client.Load()
+	security := d.security.Load()
 	type result struct {
 		lines []string
 		err   error
@@ -174,14 +179,16 @@ func (d *DB) lookup(ctx context.Context, path, vers string) ([]string, error) {
 	// The x/mod client remembers failures forever; start a fresh one
 	// so that a transient failure is retried by the next request.
 	d.client.CompareAndSwap(c, d.newClient())
-	if errors.Is(r.err, xsumdb.ErrSecurity) {
-		return nil, r.err
+	if d.security.Load() != security {
+		return nil, fmt.Errorf("checksum database %s: %w: %v", d.cfg.Name, ErrSecurity, r.err)
 	}
 	epath, _ := module.EscapePath(path)
 	evers, _ := module.EscapeVersion(strings.TrimSuffix(vers, "/go.mod"))
 	if rerr := d.takeRemoteErr("/lookup/" + epath + "@" + evers); rerr != nil {
 		if errors.Is(rerr, upstream.ErrNotFound) {
-			return nil, fmt.Errorf("%s@%s: %w: %w", path, vers, ErrNotFound, rerr)
+			// Not %w: the database's "not found" must not read as the
+			// module being missing from the upstreams.
+			return nil, fmt.Errorf("%s@%s: %w: %v", path, vers, ErrNotFound, rerr)
 		}
 		return nil, fmt.Errorf("checksum database %s: %w", d.cfg.Name, rerr)
 	}
@@ -349,5 +356,6 @@ func (o *ops) WriteCache(file string, data []byte) {
 func (o *ops) Log(msg string) { o.d.log.Info(msg) }
 
 func (o *ops) SecurityError(msg string) {
+	o.d.security.Add(1)
 	o.d.log.Error("SECURITY ERROR from checksum database", "msg", msg)
 }

@@ -174,7 +174,7 @@ func (d *DB) serveTile(w http.ResponseWriter, r *http.Request, path string) {
 	}
 	verified := cacheKey(d.cfg.Name + "/" + path)
 	if data, err := d.st.Get(ctx, verified); err == nil {
-		reply(w, r, "application/octet-stream", cacheForever, data)
+		reply(w, r, "application/octet-stream", cache, data)
 		return
 	}
 	raw := "sumdb-raw/" + d.cfg.Name + "/" + path
