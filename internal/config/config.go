@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,7 +43,31 @@ type Config struct {
 	LogFormat       string        // text or json
 	LogClientAddr   bool          // put client addresses in request logs
 	PprofListen     string        // address of the separate pprof listener; empty for none
-	ConfigFile      string        // the TOML file read, if any
+
+	// Private modules and version control.
+	Private           string            // GOPRIVATE-style patterns fetched from version control only
+	Insecure          string            // GOINSECURE-style patterns of hosts reachable over plain HTTP
+	Netrc             string            // netrc file with credentials for the go and git processes
+	GitTokens         map[string]string // per-host HTTPS tokens for git
+	SSHKey            string            // private key file for ssh git URLs
+	SSHKnownHosts     string            // known_hosts file for ssh git URLs
+	GitSSHCommand     string            // replaces the ssh command for git entirely
+	DirectDir         string            // where the shared module and VCS cache of direct fetches lives
+	DirectConcurrency int               // bound on concurrent direct fetches
+	DirectTimeout     time.Duration     // bound on one direct fetch
+
+	// Routes and named upstream chains come from the file only.
+	Routes     []Route
+	Upstreams  map[string]string
+	ConfigFile string // the TOML file read, if any
+}
+
+// Route is a routing rule as configured: see internal/policy.
+type Route struct {
+	Pattern  string   // GOPRIVATE-style module path patterns
+	Action   string   // upstream, direct, private or deny
+	Upstream string   // for action upstream: the name of a chain in Upstreams
+	Versions []string // for action deny: version ranges the rule is limited to
 }
 
 // setting describes one configuration setting.
@@ -122,6 +147,40 @@ var settings = func() []setting {
 	}, func(c *Config) string { return c.LogFormat })
 	set, get = str(func(c *Config) *string { return &c.PprofListen })
 	add("pprof_listen", "address of a separate listener for net/http/pprof (off when empty; keep it private)", set, get)
+	set, get = str(func(c *Config) *string { return &c.Private })
+	add("private", "module path patterns (GOPRIVATE syntax) fetched from version control only, never from upstreams or the checksum database", set, get)
+	set, get = str(func(c *Config) *string { return &c.Insecure })
+	add("insecure", "hosts (GOINSECURE syntax) that may be fetched from over plain HTTP", set, get)
+	set, get = str(func(c *Config) *string { return &c.Netrc })
+	add("netrc", "netrc file with credentials for fetching from version control", set, get)
+	add("git_tokens", "per-host HTTPS tokens for version control, as host=token,host=token (a table in the file)",
+		func(c *Config, v string) error {
+			m, err := parseTokens(v)
+			if err != nil {
+				return err
+			}
+			c.GitTokens = m
+			return nil
+		}, func(c *Config) string { return redactTokens(c.GitTokens) })
+	set, get = str(func(c *Config) *string { return &c.SSHKey })
+	add("ssh_key", "private key file for ssh version control URLs", set, get)
+	set, get = str(func(c *Config) *string { return &c.SSHKnownHosts })
+	add("ssh_known_hosts", "known_hosts file for ssh version control URLs", set, get)
+	set, get = str(func(c *Config) *string { return &c.GitSSHCommand })
+	add("git_ssh_command", "ssh command for git (replaces ssh_key and ssh_known_hosts)", set, get)
+	set, get = str(func(c *Config) *string { return &c.DirectDir })
+	add("direct_dir", "directory of the shared module and VCS cache for fetches from version control (default: <data_dir>/direct)", set, get)
+	add("direct_concurrency", "bound on concurrent fetches from version control",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1024 {
+				return fmt.Errorf("want a number from 1 to 1024, got %q", v)
+			}
+			c.DirectConcurrency = n
+			return nil
+		}, func(c *Config) string { return strconv.Itoa(c.DirectConcurrency) })
+	set, get = dur(func(c *Config) *time.Duration { return &c.DirectTimeout })
+	add("direct_timeout", "bound on one fetch from version control", set, get)
 	add("log_client_addr", "log client addresses (off by default, for privacy)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -140,14 +199,16 @@ func envName(name string) string  { return "AGORA_" + strings.ToUpper(name) }
 // SumDB and NoSum are filled in later from `go env` if no source sets them.
 func Defaults() Config {
 	return Config{
-		Listen:          "127.0.0.1:3000",
-		DataDir:         "agora-data",
-		ListTTL:         time.Minute,
-		UpstreamTimeout: 30 * time.Second,
-		FillTimeout:     10 * time.Minute,
-		MemoryCacheMiB:  64,
-		LogLevel:        "info",
-		LogFormat:       "text",
+		Listen:            "127.0.0.1:3000",
+		DataDir:           "agora-data",
+		ListTTL:           time.Minute,
+		UpstreamTimeout:   30 * time.Second,
+		FillTimeout:       10 * time.Minute,
+		MemoryCacheMiB:    64,
+		DirectConcurrency: 4,
+		DirectTimeout:     10 * time.Minute,
+		LogLevel:          "info",
+		LogFormat:         "text",
 	}
 }
 
@@ -220,10 +281,11 @@ func Load(src Sources) (*Config, error) {
 		file = *configFlag
 	}
 	if file != "" {
-		vals, err := readFile(file)
+		vals, extras, err := readFile(file)
 		if err != nil {
 			return nil, err
 		}
+		c.Routes, c.Upstreams = extras.routes, extras.upstreams
 		for _, s := range settings {
 			if v, ok := vals[s.name]; ok {
 				if err := s.set(&c, v); err != nil {
@@ -288,45 +350,169 @@ func lookupEnv(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-// readFile reads a TOML configuration file into setting values.
-func readFile(name string) (map[string]string, error) {
+// fileExtras holds the structured parts of a configuration file.
+type fileExtras struct {
+	routes    []Route
+	upstreams map[string]string
+}
+
+// readFile reads a TOML configuration file into setting values and the
+// structured parts.
+func readFile(name string) (map[string]string, *fileExtras, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
+		return nil, nil, fmt.Errorf("config file: %w", err)
 	}
 	return parseTOML(name, data)
 }
 
-func parseTOML(name string, data []byte) (map[string]string, error) {
+func parseTOML(name string, data []byte) (map[string]string, *fileExtras, error) {
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
-		return nil, fmt.Errorf("config file %s: %w", name, err)
+		return nil, nil, fmt.Errorf("config file %s: %w", name, err)
 	}
 	known := make(map[string]bool)
 	for _, s := range settings {
 		known[s.name] = true
 	}
 	vals := make(map[string]string)
+	extras := &fileExtras{}
 	var unknown []string
 	for k, v := range raw {
-		if !known[k] {
-			unknown = append(unknown, k)
-			continue
-		}
-		switch v := v.(type) {
-		case string:
-			vals[k] = v
-		case int64, bool:
-			vals[k] = fmt.Sprint(v)
+		var err error
+		switch k {
+		case "route":
+			extras.routes, err = parseRoutes(v)
+		case "upstreams":
+			extras.upstreams, err = stringTable(v)
+		case "git_tokens":
+			if str, ok := v.(string); ok {
+				vals[k] = str // the environment's form, host=token,...
+			} else if tokens, terr := stringTable(v); terr != nil {
+				err = terr
+			} else {
+				vals[k] = formatTokens(tokens)
+			}
 		default:
-			return nil, fmt.Errorf("config file %s: %s: want a string, number or boolean", name, k)
+			if !known[k] {
+				unknown = append(unknown, k)
+				continue
+			}
+			switch v := v.(type) {
+			case string:
+				vals[k] = v
+			case int64, bool:
+				vals[k] = fmt.Sprint(v)
+			default:
+				err = errors.New("want a string, number or boolean")
+			}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("config file %s: %s: %w", name, k, err)
 		}
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return nil, fmt.Errorf("config file %s: unknown settings %s", name, strings.Join(unknown, ", "))
+		return nil, nil, fmt.Errorf("config file %s: unknown settings %s", name, strings.Join(unknown, ", "))
 	}
-	return vals, nil
+	return vals, extras, nil
+}
+
+// stringTable converts a TOML table of strings.
+func stringTable(v any) (map[string]string, error) {
+	t, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("want a table")
+	}
+	out := make(map[string]string, len(t))
+	for k, v := range t {
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: want a string", k)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+// parseRoutes converts the [[route]] array of tables.
+func parseRoutes(v any) ([]Route, error) {
+	list, ok := v.([]map[string]any)
+	if !ok {
+		return nil, errors.New("want [[route]] tables")
+	}
+	var routes []Route
+	for i, t := range list {
+		var r Route
+		for k, v := range t {
+			var ok bool
+			switch k {
+			case "pattern":
+				r.Pattern, ok = v.(string)
+			case "action":
+				r.Action, ok = v.(string)
+			case "upstream":
+				r.Upstream, ok = v.(string)
+			case "versions":
+				switch v := v.(type) {
+				case string:
+					r.Versions, ok = []string{v}, true
+				case []any:
+					ok = true
+					for _, e := range v {
+						s, isStr := e.(string)
+						ok = ok && isStr
+						r.Versions = append(r.Versions, s)
+					}
+				}
+			default:
+				return nil, fmt.Errorf("route %d: unknown key %q (want pattern, action, upstream, versions)", i+1, k)
+			}
+			if !ok {
+				return nil, fmt.Errorf("route %d: %s: wrong type", i+1, k)
+			}
+		}
+		routes = append(routes, r)
+	}
+	return routes, nil
+}
+
+// parseTokens parses "host=token,host=token".
+func parseTokens(s string) (map[string]string, error) {
+	m := make(map[string]string)
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		host, token, ok := strings.Cut(item, "=")
+		if !ok || host == "" || token == "" {
+			return nil, errors.New("want host=token entries separated by commas")
+		}
+		m[host] = token
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+func formatTokens(m map[string]string) string {
+	var items []string
+	for h, t := range m {
+		items = append(items, h+"="+t)
+	}
+	slices.Sort(items)
+	return strings.Join(items, ",")
+}
+
+// redactTokens shows which hosts have tokens, never the tokens.
+func redactTokens(m map[string]string) string {
+	red := make(map[string]string, len(m))
+	for h := range m {
+		red[h] = "xxxxx"
+	}
+	return formatTokens(red)
 }
 
 // Summary returns the effective settings as name/value pairs, in a fixed

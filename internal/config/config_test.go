@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -64,8 +65,11 @@ func TestDefaults(t *testing.T) {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		LogClientAddr:   false,
+
+		DirectConcurrency: 4,
+		DirectTimeout:     10 * time.Minute,
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("Load with no sources =\n%+v\nwant\n%+v", *c, want)
 	}
 }
@@ -131,7 +135,7 @@ func TestEachSettingFromEachSource(t *testing.T) {
 				want := defaults()
 				tc.want(&want)
 				want.ConfigFile = file
-				if *c != want {
+				if !reflect.DeepEqual(*c, want) {
 					t.Errorf("Load =\n%+v\nwant\n%+v", *c, want)
 				}
 			})
@@ -336,7 +340,7 @@ func TestEmptyEnvironmentVariableIsUnset(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if *c != defaults() {
+	if !reflect.DeepEqual(*c, defaults()) {
 		t.Errorf("Load with empty variables =\n%+v\nwant the defaults\n%+v", *c, defaults())
 	}
 }
@@ -505,13 +509,13 @@ func TestSummaryRoundTripsThroughTheFile(t *testing.T) {
 		t.Fatalf("loading the summary as a file: %v", err)
 	}
 	c.ConfigFile = f
-	if *got != c {
+	if !reflect.DeepEqual(*got, c) {
 		t.Errorf("loading the summary as a file =\n%+v\nwant\n%+v", *got, c)
 	}
 }
 
 func TestParseTOMLValues(t *testing.T) {
-	vals, err := parseTOML("t.toml", []byte(`
+	vals, _, err := parseTOML("t.toml", []byte(`
 # comment
 listen = "127.0.0.1:9"
 memory_cache_mb = 7
@@ -543,7 +547,7 @@ func FuzzParseTOML(f *testing.F) {
 	f.Add([]byte("a.b.c = 1979-05-27T07:32:00Z\n"))
 	f.Add([]byte("listen = \"\\u0000\\uD800\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		vals, err := parseTOML("fuzz.toml", data)
+		vals, _, err := parseTOML("fuzz.toml", data)
 		if err != nil {
 			if !strings.Contains(err.Error(), "fuzz.toml") {
 				t.Fatalf("error %q does not name the file", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,9 +55,8 @@ func parseList(data []byte, path string) (tagged, pseudo []string) {
 
 // fetchList asks the upstreams for path's list and records the answer.
 // A "not found" answer is recorded too (as a negative entry).
-func (m *Mirror) fetchList(ctx context.Context, path string) (*listEntry, error) {
-	ep, _ := module.EscapePath(path)
-	data, _, err := m.chain.FetchBytes(ctx, ep+"/@v/list", MaxListSize)
+func (m *Mirror) fetchList(ctx context.Context, src Source, path string) (*listEntry, error) {
+	data, err := src.List(ctx, path)
 	e := &listEntry{Fetched: time.Now()}
 	switch {
 	case err == nil:
@@ -107,8 +107,8 @@ func (m *Mirror) cachedList(ctx context.Context, path string) *listEntry {
 // upstreamList returns the upstreams' list answer for path: fresh from the
 // cache; stale from the cache while a background refresh runs; or fetched
 // now. When the fetch fails, a stale answer is returned with no error.
-func (m *Mirror) upstreamList(ctx context.Context, path string) (*listEntry, error) {
-	if m.chain.Off() {
+func (m *Mirror) upstreamList(ctx context.Context, src Source, path string) (*listEntry, error) {
+	if offline(src) {
 		return nil, upstream.ErrOff
 	}
 	e := m.cachedList(ctx, path)
@@ -126,7 +126,7 @@ func (m *Mirror) upstreamList(ctx context.Context, path string) (*listEntry, err
 				// stale entry; the fill timeout bounds it.
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.fills.timeout)
 				defer cancel()
-				if _, err := m.fetchList(ctx, path); err != nil {
+				if _, err := m.fetchList(ctx, src, path); err != nil {
 					m.log.Warn("refreshing version list; serving the cached one", "module", path, "err", err)
 					m.listMu.Lock()
 					e.refreshing = false
@@ -139,7 +139,7 @@ func (m *Mirror) upstreamList(ctx context.Context, path string) (*listEntry, err
 	var fresh *listEntry
 	err := m.fills.do(ctx, "list "+path, func(ctx context.Context) error {
 		var err error
-		fresh, err = m.fetchList(ctx, path)
+		fresh, err = m.fetchList(ctx, src, path)
 		return err
 	})
 	if err != nil {
@@ -192,11 +192,15 @@ type versions struct {
 // when the upstreams fail (or have no such module) and nothing is held.
 func (m *Mirror) versions(ctx context.Context, path string) (versions, error) {
 	var v versions
+	rt, err := m.route(path, "")
+	if err != nil {
+		return v, err
+	}
 	tagged, pseudo, err := m.held(ctx, path)
 	if err != nil {
 		return v, err
 	}
-	e, uerr := m.upstreamList(ctx, path)
+	e, uerr := m.upstreamList(ctx, rt.Source, path)
 	if e != nil && e.NotFound != "" && len(tagged)+len(pseudo) == 0 {
 		uerr = &upstream.NotFoundError{Path: path, Answers: []string{e.NotFound}}
 	}
@@ -211,7 +215,10 @@ func (m *Mirror) versions(ctx context.Context, path string) (versions, error) {
 	if !v.known && uerr != nil {
 		return v, uerr
 	}
-	v.tagged, v.pseudo = sortVersions(tagged), sortVersions(pseudo)
+	// Versions an operator's rules deny are not offered.
+	allowed := func(vers string) bool { _, err := m.route(path, vers); return err == nil }
+	v.tagged = slices.DeleteFunc(sortVersions(tagged), func(s string) bool { return !allowed(s) })
+	v.pseudo = slices.DeleteFunc(sortVersions(pseudo), func(s string) bool { return !allowed(s) })
 	return v, nil
 }
 
@@ -242,15 +249,21 @@ func (m *Mirror) Latest(ctx context.Context, path string) ([]byte, error) {
 		data, _, err := m.Info(ctx, path, best)
 		return data, err
 	}
-	if !m.chain.Off() {
-		ep, _ := module.EscapePath(path)
-		data, src, err := m.chain.FetchBytes(ctx, ep+"/@latest", MaxInfoSize)
+	rt, err := m.route(path, "")
+	if err != nil {
+		return nil, err
+	}
+	if !offline(rt.Source) {
+		data, src, err := rt.Source.Latest(ctx, path)
 		if err == nil {
-			_, out, perr := parseInfo(data, path)
+			inf, out, perr := parseInfo(data, path)
 			if perr == nil {
-				return out, nil
+				if _, err := m.route(path, inf.Version); err == nil {
+					return out, nil
+				}
+			} else {
+				m.log.Warn("refused upstream @latest", "module", path, "source", src, "err", perr)
 			}
-			m.log.Warn("refused upstream @latest", "module", path, "upstream", src.String(), "err", perr)
 		} else if !errors.Is(err, upstream.ErrNotFound) && len(v.pseudo) == 0 {
 			return nil, err
 		}

@@ -86,11 +86,14 @@ type Verifier interface {
 type Options struct {
 	// Store holds the files; required.
 	Store store.Store
-	// Chain is where missing files come from; nil or an "off" chain
-	// means nothing is ever fetched.
+	// Router decides where each module comes from. If nil, every module
+	// comes from Chain, verified when Verifier is set.
+	Router Router
+	// Chain is where missing files come from when Router is nil; nil or
+	// an "off" chain means nothing is ever fetched.
 	Chain *upstream.Chain
 	// Verifier checks hashes; nil means no checksum database (files
-	// are still checked for well-formedness).
+	// are still checked for well-formedness, and their hashes pinned).
 	Verifier Verifier
 	// ListTTL is how long a version list from the upstream is used
 	// before it is refreshed (in the background). Zero means 1 minute.
@@ -107,7 +110,7 @@ type Options struct {
 // Mirror answers module proxy requests from its store and upstreams.
 type Mirror struct {
 	st      store.Store
-	chain   *upstream.Chain
+	router  Router
 	verify  Verifier
 	listTTL time.Duration
 	log     *slog.Logger
@@ -123,6 +126,9 @@ func New(o Options) *Mirror {
 	if o.Chain == nil {
 		o.Chain = &upstream.Chain{}
 	}
+	if o.Router == nil {
+		o.Router = &PolicyRouter{Default: ChainSource{o.Chain}, Verify: o.Verifier != nil}
+	}
 	if o.ListTTL <= 0 {
 		o.ListTTL = time.Minute
 	}
@@ -137,7 +143,7 @@ func New(o Options) *Mirror {
 	}
 	return &Mirror{
 		st:      o.Store,
-		chain:   o.Chain,
+		router:  o.Router,
 		verify:  o.Verifier,
 		listTTL: o.ListTTL,
 		log:     o.Logger,
@@ -184,6 +190,9 @@ func (m *Mirror) Mod(ctx context.Context, path, vers string) ([]byte, bool, erro
 // small1 returns a held .info or .mod, filling both if needed. The bool
 // reports a cache hit.
 func (m *Mirror) small1(ctx context.Context, path, vers, ext string) ([]byte, bool, error) {
+	if _, err := m.route(path, vers); err != nil {
+		return nil, false, err
+	}
 	key := fileKey(path, vers, ext)
 	if data, ok := m.small.get(key); ok {
 		return data, true, nil
@@ -211,6 +220,9 @@ func (m *Mirror) small1(ctx context.Context, path, vers, ext string) ([]byte, bo
 // Zip opens the zip of a canonical version, filling it if needed. The
 // bool reports a cache hit.
 func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool, error) {
+	if _, err := m.route(path, vers); err != nil {
+		return nil, false, err
+	}
 	key := fileKey(path, vers, ".zip")
 	obj, err := m.st.Open(ctx, key)
 	if err == nil {
@@ -261,9 +273,16 @@ func parseInfo(data []byte, path string) (info, []byte, error) {
 	return inf, append(out, '\n'), nil
 }
 
-// private reports whether path skips checksum database verification.
-func (m *Mirror) private(path string) bool {
-	return m.verify == nil || m.verify.Private(path)
+// route returns the route for path at vers, or the denial.
+func (m *Mirror) route(path, vers string) (Route, error) {
+	r := m.router.Route(path, vers)
+	if r.Denied != nil {
+		return r, r.Denied
+	}
+	// Paths the checksum database must not hear of are not verified
+	// against it, whatever the route says.
+	r.Verify = r.Verify && m.verify != nil && !m.verify.Private(path)
+	return r, nil
 }
 
 // fillMeta fetches, checks and stores the .info and .mod of path@vers.
@@ -272,17 +291,21 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	if _, err := m.st.Get(ctx, fileKey(path, vers, ".info")); err == nil {
 		return nil
 	}
+	rt, err := m.route(path, vers)
+	if err != nil {
+		return err
+	}
 	var infoData, modData []byte
-	var infoSrc, modSrc *upstream.Proxy
+	var infoSrc, modSrc string
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		infoData, infoSrc, err = m.chain.FetchBytes(gctx, remotePath(path, vers, ".info"), MaxInfoSize)
+		infoData, infoSrc, err = fetchBytes(gctx, rt.Source, path, vers, ".info", MaxInfoSize)
 		return err
 	})
 	g.Go(func() error {
 		var err error
-		modData, modSrc, err = m.chain.FetchBytes(gctx, remotePath(path, vers, ".mod"), MaxModSize)
+		modData, modSrc, err = fetchBytes(gctx, rt.Source, path, vers, ".mod", MaxModSize)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -293,9 +316,9 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 		err = fmt.Errorf("info is for version %s", inf.Version)
 	}
 	if err != nil {
-		return m.refused(&BadContentError{Module: path, Version: vers, File: "info", Source: infoSrc.String(), Reason: err.Error()})
+		return m.refused(&BadContentError{Module: path, Version: vers, File: "info", Source: infoSrc, Reason: err.Error()})
 	}
-	if err := m.checkMod(ctx, path, vers, modData, modSrc.String()); err != nil {
+	if err := m.checkMod(ctx, rt, path, vers, modData, modSrc); err != nil {
 		return err
 	}
 	if err := m.put(ctx, fileKey(path, vers, ".mod"), modData); err != nil {
@@ -304,7 +327,7 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	if err := m.put(ctx, fileKey(path, vers, ".info"), infoOut); err != nil {
 		return err
 	}
-	m.log.Info("filled", "module", path, "version", vers, "files", "info,mod", "upstream", modSrc.String())
+	m.log.Info("filled", "module", path, "version", vers, "files", "info,mod", "source", modSrc)
 	return nil
 }
 
@@ -331,17 +354,17 @@ func modHash(data []byte) (string, error) {
 
 // checkMod checks a go.mod against the checksum database or, for modules
 // exempt from it, checks that it declares the module it claims to be.
-func (m *Mirror) checkMod(ctx context.Context, path, vers string, data []byte, src string) error {
-	if m.private(path) {
+func (m *Mirror) checkMod(ctx context.Context, rt Route, path, vers string, data []byte, src string) error {
+	h, err := modHash(data)
+	if err != nil {
+		return err
+	}
+	if !rt.Verify {
 		if mp := modfile.ModulePath(data); mp != path {
 			return m.refused(&BadContentError{Module: path, Version: vers, File: "mod", Source: src,
 				Reason: fmt.Sprintf("go.mod declares module %q", mp)})
 		}
-		return nil
-	}
-	h, err := modHash(data)
-	if err != nil {
-		return err
+		return m.pin(ctx, path, vers, "go.mod", h, src)
 	}
 	if err := m.verify.Verify(ctx, path, vers, "", h); err != nil {
 		if errors.Is(err, sumdb.ErrChecksumMismatch) {
@@ -365,6 +388,10 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	if obj, err := m.st.Open(ctx, fileKey(path, vers, ".zip")); err == nil {
 		return obj.Close() // stored by a fill that ended just before
 	}
+	rt, err := m.route(path, vers)
+	if err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(m.st.TempDir(), "zip-*")
 	if err != nil {
 		return fmt.Errorf("creating temporary file: %w", err)
@@ -372,7 +399,7 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	defer f.Close()
-	src, err := m.chain.Fetch(ctx, remotePath(path, vers, ".zip"), MaxZipSize, func(r io.Reader) error {
+	src, err := rt.Source.Fetch(ctx, path, vers, ".zip", MaxZipSize, func(r io.Reader) error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
@@ -388,20 +415,20 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := m.checkZip(ctx, path, vers, tmp, src.String()); err != nil {
+	if err := m.checkZip(ctx, rt, path, vers, tmp, src); err != nil {
 		return err
 	}
 	if err := m.st.PutFile(ctx, fileKey(path, vers, ".zip"), tmp); err != nil && !errors.Is(err, store.ErrExist) {
 		return err
 	}
-	m.log.Info("filled", "module", path, "version", vers, "files", "zip", "upstream", src.String())
+	m.log.Info("filled", "module", path, "version", vers, "files", "zip", "source", src)
 	return nil
 }
 
 // checkZip checks a downloaded zip: well-formed by the go command's rules,
 // regular files only, and with the checksum database's hash (or, for
 // modules exempt from the database, with the go.mod already held).
-func (m *Mirror) checkZip(ctx context.Context, path, vers, name, src string) error {
+func (m *Mirror) checkZip(ctx context.Context, rt Route, path, vers, name, src string) error {
 	bad := func(reason string) error {
 		return m.refused(&BadContentError{Module: path, Version: vers, File: "zip", Source: src, Reason: reason})
 	}
@@ -417,7 +444,7 @@ func (m *Mirror) checkZip(ctx context.Context, path, vers, name, src string) err
 	if err != nil {
 		return bad(err.Error())
 	}
-	if !m.private(path) {
+	if rt.Verify {
 		if err := m.verify.Verify(ctx, path, vers, h, ""); err != nil {
 			if errors.Is(err, sumdb.ErrChecksumMismatch) {
 				return m.refused(fmt.Errorf("%w (zip from %s)", err, src))
@@ -435,20 +462,27 @@ func (m *Mirror) checkZip(ctx context.Context, path, vers, name, src string) err
 	if inZip != nil && string(inZip) != string(held) {
 		return bad("its go.mod differs from the version's .mod file")
 	}
-	return nil
+	return m.pin(ctx, path, vers, "zip", h, src)
 }
 
 // Query resolves a version query (branch, commit prefix, "v1.2") through
 // the upstreams and returns the resolved version's .info. Answers are
 // not stored: they change as branches move.
 func (m *Mirror) Query(ctx context.Context, path, query string) ([]byte, error) {
-	data, src, err := m.chain.FetchBytes(ctx, remotePath(path, query, ".info"), MaxInfoSize)
+	rt, err := m.route(path, "")
 	if err != nil {
 		return nil, err
 	}
-	_, out, err := parseInfo(data, path)
+	data, src, err := rt.Source.Query(ctx, path, query)
 	if err != nil {
-		return nil, m.refused(&BadContentError{Module: path, Version: query, File: "info", Source: src.String(), Reason: err.Error()})
+		return nil, err
+	}
+	inf, out, err := parseInfo(data, path)
+	if err != nil {
+		return nil, m.refused(&BadContentError{Module: path, Version: query, File: "info", Source: src, Reason: err.Error()})
+	}
+	if _, err := m.route(path, inf.Version); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -236,6 +236,8 @@ func (h *Handler) serveZip(w *recorder, r *http.Request, req protocol.Request) {
 // status maps an error from the mirror to an HTTP status.
 func status(err error) int {
 	switch {
+	case errors.Is(err, mirror.ErrDenied):
+		return http.StatusForbidden
 	case errors.Is(err, upstream.ErrNotFound):
 		// Includes "fetching is off": either way, not here.
 		return http.StatusNotFound
