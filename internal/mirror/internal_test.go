@@ -107,8 +107,8 @@ func TestSortVersions(t *testing.T) {
 }
 
 func TestLRU(t *testing.T) {
-	// Items of 10 bytes (key "k<n>" plus 8 bytes of data) in 80 bytes:
-	// eight fit.
+	// Items of 10 bytes (key "k<n>" plus 8 bytes of data), each costing
+	// entryOverhead more, in room for eight.
 	item := func(i int) (string, []byte) {
 		return "k" + string(rune('0'+i)), []byte(strings.Repeat(string(rune('a'+i)), 8))
 	}
@@ -121,7 +121,7 @@ func TestLRU(t *testing.T) {
 		return ok
 	}
 
-	c := newLRU(80)
+	c := newLRU(8 * (10 + entryOverhead))
 	for i := range 8 {
 		c.add(item(i))
 	}
@@ -146,7 +146,7 @@ func TestLRU(t *testing.T) {
 	}
 
 	// An item larger than an eighth of the cache is not kept.
-	c.add("big", make([]byte, 20))
+	c.add("big", make([]byte, 20+c.max/8))
 	if _, ok := c.get("big"); ok {
 		t.Errorf("an item over max/8 was cached")
 	}

@@ -66,15 +66,40 @@ func (m *Mirror) fetchList(ctx context.Context, src Source, path string) (*listE
 	default:
 		return nil, err
 	}
-	if data, err := json.Marshal(e); err == nil {
-		if err := m.st.Replace(ctx, listKey(path), data); err != nil {
-			m.log.Warn("saving version list", "module", path, "err", err)
+	// Answers for modules that exist are kept in the store, to serve
+	// when the upstreams fail; "not found" stays in memory only, so that
+	// requests for made-up paths cannot fill the disk.
+	if e.NotFound == "" {
+		if data, err := json.Marshal(e); err == nil {
+			if err := m.st.Replace(ctx, listKey(path), data); err != nil {
+				m.log.Warn("saving version list", "module", path, "err", err)
+			}
 		}
 	}
-	m.listMu.Lock()
-	m.lists[path] = e
-	m.listMu.Unlock()
+	m.remember(path, e)
 	return e, nil
+}
+
+// maxLists bounds the version lists kept in memory; beyond it, entries
+// are dropped (they are reloaded from the store, or refetched, on demand).
+const maxLists = 100_000
+
+// remember keeps e as path's list answer in memory, within maxLists.
+func (m *Mirror) remember(path string, e *listEntry) {
+	m.listMu.Lock()
+	defer m.listMu.Unlock()
+	if _, ok := m.lists[path]; !ok && len(m.lists) >= maxLists {
+		// Drop an arbitrary tenth: cheap, and fair enough for a cache
+		// whose misses cost one store read.
+		n := maxLists / 10
+		for k := range m.lists {
+			delete(m.lists, k)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	m.lists[path] = e
 }
 
 // cachedList returns the last list answer for path, from memory or the
@@ -95,12 +120,12 @@ func (m *Mirror) cachedList(ctx context.Context, path string) *listEntry {
 		return nil
 	}
 	m.listMu.Lock()
-	if cur := m.lists[path]; cur != nil {
-		e = cur
-	} else {
-		m.lists[path] = e
-	}
+	cur := m.lists[path]
 	m.listMu.Unlock()
+	if cur != nil {
+		return cur
+	}
+	m.remember(path, e)
 	return e
 }
 

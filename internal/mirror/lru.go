@@ -20,6 +20,14 @@ type lruItem struct {
 	data []byte
 }
 
+// entryOverhead approximates the memory an entry costs beyond its key and
+// data (list element, map slot, item header, allocator rounding), so that
+// the budget holds for small files too: an .info file is often smaller
+// than its bookkeeping.
+const entryOverhead = 320
+
+func (it *lruItem) cost() int { return len(it.key) + len(it.data) + entryOverhead }
+
 func newLRU(maxBytes int) *lru {
 	return &lru{max: maxBytes, ll: list.New(), items: make(map[string]*list.Element)}
 }
@@ -39,7 +47,8 @@ func (c *lru) get(key string) ([]byte, bool) {
 }
 
 func (c *lru) add(key string, data []byte) {
-	n := len(key) + len(data)
+	it := &lruItem{key, data}
+	n := it.cost()
 	if c.max <= 0 || n > c.max/8 {
 		return
 	}
@@ -48,13 +57,13 @@ func (c *lru) add(key string, data []byte) {
 	if _, ok := c.items[key]; ok {
 		return
 	}
-	c.items[key] = c.ll.PushFront(&lruItem{key, data})
+	c.items[key] = c.ll.PushFront(it)
 	c.size += n
 	for c.size > c.max {
 		e := c.ll.Back()
 		it := e.Value.(*lruItem)
 		c.ll.Remove(e)
 		delete(c.items, it.key)
-		c.size -= len(it.key) + len(it.data)
+		c.size -= it.cost()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -87,20 +88,17 @@ func (d *Disk) Open(_ context.Context, key string) (Object, error) {
 	return &diskObject{File: f, size: fi.Size(), mod: fi.ModTime()}, nil
 }
 
-// Get implements Store.
-func (d *Disk) Get(_ context.Context, key string) ([]byte, error) {
-	name, err := d.file(key)
+// Get implements Store. The slice returned is exactly the object's size
+// (unlike os.ReadFile's), since callers may keep it in memory.
+func (d *Disk) Get(ctx context.Context, key string) ([]byte, error) {
+	obj, err := d.Open(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(name)
-	if err != nil {
-		// A directory (a prefix of other keys) holds no object, as
-		// for Open.
-		if fi, serr := os.Stat(name); serr == nil && !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("store: %s: %w", key, ErrNotExist)
-		}
-		return nil, missing(key, err)
+	defer obj.Close()
+	data := make([]byte, obj.Size())
+	if _, err := io.ReadFull(obj, data); err != nil {
+		return nil, fmt.Errorf("store: reading %s: %w", key, err)
 	}
 	return data, nil
 }
