@@ -11,10 +11,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/agora-mirror/agora/internal/config"
+	"github.com/agora-mirror/agora/internal/direct"
 	"github.com/agora-mirror/agora/internal/mirror"
+	"github.com/agora-mirror/agora/internal/policy"
 	"github.com/agora-mirror/agora/internal/server"
 	"github.com/agora-mirror/agora/internal/store"
 	"github.com/agora-mirror/agora/internal/sumdb"
@@ -39,15 +44,20 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if chain.Direct {
-		log.Warn("upstream list contains \"direct\": fetching from version control is not supported yet; the entry and those after it are skipped", "upstream", cfg.Upstream)
+	if chain.Off() && !chain.Direct {
+		log.Warn("no upstream proxy: serving only what the store holds (and what routes fetch from version control)", "upstream", cfg.Upstream)
 	}
-	if chain.Off() {
-		log.Warn("no upstream proxy: serving only what the store holds", "upstream", cfg.Upstream)
+	fetcher, err := newFetcher(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	router, noSum, err := newRouter(cfg, chain, uopts, mirror.DirectSource{Fetcher: fetcher})
+	if err != nil {
+		return nil, err
 	}
 	mo := mirror.Options{
 		Store:       st,
-		Chain:       chain,
+		Router:      router,
 		ListTTL:     cfg.ListTTL,
 		FillTimeout: cfg.FillTimeout,
 		MemoryCache: cfg.MemoryCacheMiB << 20,
@@ -60,16 +70,84 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	dbCfg, err := sumdb.ParseGOSUMDB(cfg.SumDB)
 	switch {
 	case errors.Is(err, sumdb.ErrOff):
-		log.Warn("no checksum database: module hashes are not verified against one", "sumdb", cfg.SumDB)
+		log.Warn("no checksum database: module hashes are not verified against one, only pinned when first fetched", "sumdb", cfg.SumDB)
 	case err != nil:
 		return nil, err
 	default:
-		db := sumdb.New(dbCfg, st, sumdb.Options{Chain: chain, Upstream: uopts, NoSum: cfg.NoSum, Logger: log})
+		db := sumdb.New(dbCfg, st, sumdb.Options{Chain: chain, Upstream: uopts, NoSum: noSum, Logger: log})
 		mo.Verifier = db
+		router.Verify = true
 		so.SumDB = sumdb.NewHandler(db)
 	}
 	so.Mirror = mirror.New(mo)
 	return &App{cfg: cfg, log: log, handler: server.New(so)}, nil
+}
+
+// newFetcher returns the fetcher for version control.
+func newFetcher(cfg *config.Config, log *slog.Logger) (*direct.Fetcher, error) {
+	dir := cfg.DirectDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "direct")
+	}
+	return direct.New(direct.Options{
+		Dir:           dir,
+		Insecure:      cfg.Insecure,
+		Netrc:         cfg.Netrc,
+		Tokens:        cfg.GitTokens,
+		SSHKey:        cfg.SSHKey,
+		SSHKnownHosts: cfg.SSHKnownHosts,
+		GitSSHCommand: cfg.GitSSHCommand,
+		MaxConcurrent: cfg.DirectConcurrency,
+		Timeout:       cfg.DirectTimeout,
+		Logger:        log,
+	})
+}
+
+// newRouter builds the routing policy: the private patterns first, then
+// the configured routes, then the default chain (falling back to version
+// control when the upstream list ends in "direct"). It also returns the
+// patterns the checksum database must never hear of: nosum, and every
+// private pattern.
+func newRouter(cfg *config.Config, chain *upstream.Chain, uopts upstream.Options, direct mirror.Source) (*mirror.PolicyRouter, string, error) {
+	source := func(c *upstream.Chain) mirror.Source {
+		var s mirror.Source = mirror.ChainSource{Chain: c}
+		if c.Direct {
+			s = mirror.FallbackSource{Primary: s, Fallback: direct}
+		}
+		return s
+	}
+	r := &mirror.PolicyRouter{Default: source(chain), Chains: make(map[string]mirror.Source), Direct: direct}
+	names := make(map[string]bool)
+	for name, list := range cfg.Upstreams {
+		c, err := upstream.ParseChain(list, uopts)
+		if err != nil {
+			return nil, "", fmt.Errorf("upstream chain %q: %w", name, err)
+		}
+		r.Chains[name] = source(c)
+		names[name] = true
+	}
+	noSum := []string{cfg.NoSum}
+	var rules []policy.Rule
+	if cfg.Private != "" {
+		rules = append(rules, policy.Rule{Pattern: cfg.Private, Action: policy.Private})
+		noSum = append(noSum, cfg.Private)
+	}
+	for i, rc := range cfg.Routes {
+		a, err := policy.ParseAction(rc.Action)
+		if err != nil {
+			return nil, "", fmt.Errorf("route %d: %w", i+1, err)
+		}
+		rules = append(rules, policy.Rule{Pattern: rc.Pattern, Action: a, Chain: rc.Upstream, Versions: rc.Versions})
+		if a == policy.Private {
+			noSum = append(noSum, rc.Pattern)
+		}
+	}
+	p, err := policy.New(rules, names)
+	if err != nil {
+		return nil, "", err
+	}
+	r.Policy = p
+	return r, strings.Join(slices.DeleteFunc(noSum, func(s string) bool { return s == "" }), ","), nil
 }
 
 // Handler returns the App's HTTP handler.
