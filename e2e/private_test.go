@@ -276,3 +276,35 @@ action = "deny"
 		}
 	}
 }
+
+func TestDirectRouteIsVerifiedAgainstTheChecksumDatabase(t *testing.T) {
+	w := newPrivateWorld(t)
+	const path = gitHost + "/public"
+	repo := w.Git.NewRepo(t, "public")
+	repo.Tag(t, "v1.0.0", repo.Commit(t, "v1", libFiles(path, "open source")))
+	repo.Tag(t, "v1.1.0", repo.Commit(t, "v1.1", libFiles(path, "open source, again")))
+	// The checksum database knows v1.0.0 as the go command makes it, and
+	// has a forged record for v1.1.0.
+	d := parseDownload(t, mustGo(t, "", w.directEnv(t), "mod", "download", "-json", path+"@v1.0.0"))[0]
+	w.DB.SetHashes(path, "v1.0.0", d.Sum, d.GoModSum)
+	w.DB.SetHashes(path, "v1.1.0", "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	cfg := filepath.Join(t.TempDir(), "agora.toml")
+	writeFile(t, filepath.Dir(cfg), "agora.toml", "[[route]]\npattern = \""+path+"\"\naction = \"direct\"\n")
+	a := startAgora(t, "", proxyOnly(w.Git.ProxyEnv()), append(w.agoraArgs(""), "--insecure", gitHost, "--config", cfg)...)
+
+	got := parseDownload(t, mustGo(t, "", w.goEnv(t, a), "mod", "download", "-json", path+"@v1.0.0"))[0]
+	if got.Error != "" || got.Sum != d.Sum {
+		t.Errorf("direct route, verified: %+v, want sum %s", got, d.Sum)
+	}
+	code, _, body := get(t, a.URL+"/"+path+"/@v/v1.1.0.info")
+	if code != http.StatusBadGateway || !strings.Contains(body, "checksum mismatch") {
+		t.Errorf("direct route with a forged database record = %d %q, want 502 checksum mismatch", code, body)
+	}
+	// A direct route is public: the upstream proxy was not asked, the
+	// checksum database was.
+	for _, r := range w.Up.Requests() {
+		if strings.Contains(r, "/"+path+"/@v/") {
+			t.Errorf("the upstream proxy was asked for a direct-routed module: %s", r)
+		}
+	}
+}
