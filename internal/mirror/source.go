@@ -148,11 +148,7 @@ func (c ChainSource) fetchInfo(ctx context.Context, rel string) ([]byte, string,
 // fetchBytes is Source.Fetch for small files.
 func fetchBytes(ctx context.Context, src Source, path, vers, ext string, limit int64) ([]byte, string, error) {
 	var buf bytes.Buffer
-	origin, err := src.Fetch(ctx, path, vers, ext, limit, func(r io.Reader) error {
-		buf.Reset()
-		_, err := buf.ReadFrom(r)
-		return err
-	})
+	origin, err := src.Fetch(ctx, path, vers, ext, limit, upstream.BufferSink(&buf))
 	return buf.Bytes(), origin, err
 }
 

@@ -147,14 +147,20 @@ func answer(p *Proxy, err error) string {
 	return fmt.Sprintf("%s: %v", p.name, err)
 }
 
-// FetchBytes is Fetch for small files: it returns the body whole.
-func (c *Chain) FetchBytes(ctx context.Context, rel string, limit int64) ([]byte, *Proxy, error) {
-	var buf bytes.Buffer
-	p, err := c.Fetch(ctx, rel, limit, func(r io.Reader) error {
+// BufferSink returns a sink for Fetch that collects the body in buf,
+// starting afresh on each call (each retry).
+func BufferSink(buf *bytes.Buffer) func(io.Reader) error {
+	return func(r io.Reader) error {
 		buf.Reset()
 		_, err := buf.ReadFrom(r)
 		return err
-	})
+	}
+}
+
+// FetchBytes is Fetch for small files: it returns the body whole.
+func (c *Chain) FetchBytes(ctx context.Context, rel string, limit int64) ([]byte, *Proxy, error) {
+	var buf bytes.Buffer
+	p, err := c.Fetch(ctx, rel, limit, BufferSink(&buf))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -164,12 +170,7 @@ func (c *Chain) FetchBytes(ctx context.Context, rel string, limit int64) ([]byte
 // FetchBytes is Fetch for small files: it returns the body whole.
 func (p *Proxy) FetchBytes(ctx context.Context, rel string, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
-	err := p.Fetch(ctx, rel, limit, func(r io.Reader) error {
-		buf.Reset()
-		_, err := buf.ReadFrom(r)
-		return err
-	})
-	if err != nil {
+	if err := p.Fetch(ctx, rel, limit, BufferSink(&buf)); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
