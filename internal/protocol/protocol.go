@@ -204,11 +204,13 @@ func Parse(path string) (Request, error) {
 // for major versions v2 and above of a module path without a major version
 // suffix (not "example.com/m/v2", not "gopkg.in/yaml.v3").
 func checkVersion(mod, v string) error {
-	if err := module.Check(mod, v); err != nil {
-		return err
+	// The path itself was checked by module.UnescapePath; only the
+	// version's fit with it is left (module.Check would check both).
+	_, pathMajor, _ := module.SplitPathVersion(mod)
+	if err := module.CheckPathMajor(v, pathMajor); err != nil {
+		return &module.ModuleError{Path: mod, Err: err}
 	}
 	if semver.Build(v) == "+incompatible" {
-		_, pathMajor, _ := module.SplitPathVersion(mod)
 		if m := semver.Major(v); pathMajor != "" || m == "v0" || m == "v1" {
 			return fmt.Errorf("%s@%s: +incompatible suffix not allowed here", mod, v)
 		}

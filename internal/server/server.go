@@ -111,6 +111,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	h.serve(rec, r)
+	if !h.log.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
@@ -162,18 +165,18 @@ func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request
 	var data []byte
 	var hit bool
 	var err error
-	ctype, cache := "application/json", cacheForever
+	ctype, cache := ctypeJSON, cacheImmut
 	switch req.Kind {
 	case protocol.List:
 		data, err = h.m.List(ctx, req.Module)
-		ctype, cache = "text/plain; charset=utf-8", cacheBriefly
+		ctype, cache = ctypeText, cacheShort
 	case protocol.Latest:
 		data, err = h.m.Latest(ctx, req.Module)
-		cache = cacheBriefly
+		cache = cacheShort
 	case protocol.Info:
 		if req.Query {
 			data, err = h.m.Query(ctx, req.Module, req.Version)
-			cache = cacheBriefly
+			cache = cacheShort
 		} else {
 			data, hit, err = h.m.Info(ctx, req.Module, req.Version)
 			w.cache = outcome(hit, err)
@@ -181,7 +184,7 @@ func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request
 	case protocol.Mod:
 		data, hit, err = h.m.Mod(ctx, req.Module, req.Version)
 		w.cache = outcome(hit, err)
-		ctype = "text/plain; charset=utf-8"
+		ctype = ctypeText
 	case protocol.Zip:
 		h.serveZip(w, r, req)
 		return
@@ -190,15 +193,25 @@ func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request
 		h.fail(w, r, err)
 		return
 	}
+	// Header values are shared, read-only slices: no allocation and no
+	// canonicalization per request.
 	hd := w.Header()
-	hd.Set("Content-Type", ctype)
-	hd.Set("Content-Length", strconv.Itoa(len(data)))
-	hd.Set("Cache-Control", cache)
+	hd["Content-Type"] = ctype
+	hd["Content-Length"] = []string{strconv.Itoa(len(data))}
+	hd["Cache-Control"] = cache
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(data)
 	}
 }
+
+// Header values for the small answers.
+var (
+	ctypeJSON  = []string{"application/json"}
+	ctypeText  = []string{"text/plain; charset=utf-8"}
+	cacheImmut = []string{cacheForever}
+	cacheShort = []string{cacheBriefly}
+)
 
 func outcome(hit bool, err error) string {
 	switch {
