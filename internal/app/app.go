@@ -112,7 +112,7 @@ func newRouter(cfg *config.Config, chain *upstream.Chain, uopts upstream.Options
 	source := func(c *upstream.Chain) mirror.Source {
 		var s mirror.Source = mirror.ChainSource{Chain: c}
 		if c.Direct {
-			s = mirror.FallbackSource{Primary: s, Fallback: direct}
+			s = mirror.FallbackSource{Primary: s, Fallback: direct, AnyError: c.DirectAfterAnyError()}
 		}
 		return s
 	}

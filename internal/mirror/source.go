@@ -96,7 +96,7 @@ func (r *PolicyRouter) Route(path, version string) Route {
 		return Route{Denied: &DeniedError{Module: path, Version: version, Rule: d.Rule.String()}}
 	case policy.Direct, policy.Private:
 		if r.Direct == nil {
-			return Route{Denied: fmt.Errorf("%s: %w (the rule %s needs it)", path, errNoDirect, d.Rule)}
+			return Route{Denied: fmt.Errorf("%s: %w: %w (the rule %s needs it)", path, ErrDenied, errNoDirect, d.Rule)}
 		}
 		return Route{Source: r.Direct, Verify: r.Verify && d.Action == policy.Direct}
 	}
@@ -161,17 +161,22 @@ func offline(src Source) bool {
 	return ok && o.Off()
 }
 
-// FallbackSource asks Primary first and, when it answers "not found",
-// Fallback: an upstream list ending in "direct", as the go command reads
-// GOPROXY.
+// FallbackSource asks Primary first and, when it answers "not found"
+// (or fails at all, with AnyError), Fallback: an upstream list ending in
+// ",direct" (or "|direct"), as the go command reads GOPROXY.
 type FallbackSource struct {
 	Primary, Fallback Source
+	AnyError          bool
+}
+
+func (f FallbackSource) next(err error) bool {
+	return err != nil && (f.AnyError || errors.Is(err, ErrNotFound))
 }
 
 // Fetch implements Source.
 func (f FallbackSource) Fetch(ctx context.Context, path, vers, ext string, limit int64, sink func(io.Reader) error) (string, error) {
 	origin, err := f.Primary.Fetch(ctx, path, vers, ext, limit, sink)
-	if errors.Is(err, ErrNotFound) {
+	if f.next(err) {
 		return f.Fallback.Fetch(ctx, path, vers, ext, limit, sink)
 	}
 	return origin, err
@@ -180,7 +185,7 @@ func (f FallbackSource) Fetch(ctx context.Context, path, vers, ext string, limit
 // List implements Source.
 func (f FallbackSource) List(ctx context.Context, path string) ([]byte, error) {
 	data, err := f.Primary.List(ctx, path)
-	if errors.Is(err, ErrNotFound) {
+	if f.next(err) {
 		return f.Fallback.List(ctx, path)
 	}
 	return data, err
@@ -189,7 +194,7 @@ func (f FallbackSource) List(ctx context.Context, path string) ([]byte, error) {
 // Latest implements Source.
 func (f FallbackSource) Latest(ctx context.Context, path string) ([]byte, string, error) {
 	data, origin, err := f.Primary.Latest(ctx, path)
-	if errors.Is(err, ErrNotFound) {
+	if f.next(err) {
 		return f.Fallback.Latest(ctx, path)
 	}
 	return data, origin, err
@@ -198,7 +203,7 @@ func (f FallbackSource) Latest(ctx context.Context, path string) ([]byte, string
 // Query implements Source.
 func (f FallbackSource) Query(ctx context.Context, path, query string) ([]byte, string, error) {
 	data, origin, err := f.Primary.Query(ctx, path, query)
-	if errors.Is(err, ErrNotFound) {
+	if f.next(err) {
 		return f.Fallback.Query(ctx, path, query)
 	}
 	return data, origin, err

@@ -62,6 +62,14 @@ func ParseChain(list string, opts Options) (*Chain, error) {
 	return c, nil
 }
 
+// DirectAfterAnyError reports whether the "direct" entry follows a "|":
+// then version control is tried after any error of the proxies, not only
+// after "not found".
+func (c *Chain) DirectAfterAnyError() bool {
+	n := len(c.entries)
+	return c.Direct && n > 0 && c.entries[n-1].anyError
+}
+
 // Proxies returns the chain's proxies in order.
 func (c *Chain) Proxies() []*Proxy {
 	ps := make([]*Proxy, len(c.entries))
@@ -89,7 +97,11 @@ func (c *Chain) String() string {
 	}
 	if c.Direct {
 		if b.Len() > 0 {
-			b.WriteByte(',')
+			if c.DirectAfterAnyError() {
+				b.WriteByte('|')
+			} else {
+				b.WriteByte(',')
+			}
 		}
 		b.WriteString("direct")
 	}
