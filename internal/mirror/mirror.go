@@ -179,17 +179,17 @@ func remotePath(path, vers, ext string) string {
 
 // Info returns the .info file of a canonical version.
 func (m *Mirror) Info(ctx context.Context, path, vers string) ([]byte, bool, error) {
-	return m.small1(ctx, path, vers, ".info")
+	return m.smallFile(ctx, path, vers, ".info")
 }
 
 // Mod returns the .mod file of a canonical version.
 func (m *Mirror) Mod(ctx context.Context, path, vers string) ([]byte, bool, error) {
-	return m.small1(ctx, path, vers, ".mod")
+	return m.smallFile(ctx, path, vers, ".mod")
 }
 
-// small1 returns a held .info or .mod, filling both if needed. The bool
+// smallFile returns a held .info or .mod, filling both if needed. The bool
 // reports a cache hit.
-func (m *Mirror) small1(ctx context.Context, path, vers, ext string) ([]byte, bool, error) {
+func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte, bool, error) {
 	if _, err := m.route(path, vers); err != nil {
 		return nil, false, err
 	}
