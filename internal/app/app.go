@@ -18,6 +18,7 @@ import (
 
 	"github.com/agora-mirror/agora/internal/config"
 	"github.com/agora-mirror/agora/internal/direct"
+	"github.com/agora-mirror/agora/internal/metrics"
 	"github.com/agora-mirror/agora/internal/mirror"
 	"github.com/agora-mirror/agora/internal/policy"
 	"github.com/agora-mirror/agora/internal/server"
@@ -55,7 +56,9 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	met := metrics.New()
 	mo := mirror.Options{
+		Observer:    met,
 		Store:       st,
 		Router:      router,
 		ListTTL:     cfg.ListTTL,
@@ -66,7 +69,11 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if cfg.MemoryCacheMiB == 0 {
 		mo.MemoryCache = -1
 	}
-	so := server.Options{Logger: log, LogClientAddr: cfg.LogClientAddr}
+	so := server.Options{Logger: log, LogClientAddr: cfg.LogClientAddr, Observer: met, Metrics: met.Handler(),
+		Ready: func(ctx context.Context) error {
+			_, err := st.List(ctx, "mod")
+			return err
+		}}
 	dbCfg, err := sumdb.ParseGOSUMDB(cfg.SumDB)
 	switch {
 	case errors.Is(err, sumdb.ErrOff):
@@ -80,6 +87,9 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		so.SumDB = sumdb.NewHandler(db)
 	}
 	so.Mirror = mirror.New(mo)
+	met.Gauge("agora_fills_in_progress", "Fills (fetch, check, store) running now.", func() float64 {
+		return float64(so.Mirror.FillsInProgress())
+	})
 	return &App{cfg: cfg, log: log, handler: server.New(so)}, nil
 }
 

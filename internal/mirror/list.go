@@ -56,7 +56,9 @@ func parseList(data []byte, path string) (tagged, pseudo []string) {
 // fetchList asks the upstreams for path's list and records the answer.
 // A "not found" answer is recorded too (as a negative entry).
 func (m *Mirror) fetchList(ctx context.Context, src Source, path string) (*listEntry, error) {
+	start := time.Now()
 	data, err := src.List(ctx, path)
+	m.obs.FetchDone(sourceKind(src, ""), "list", time.Since(start), err)
 	e := &listEntry{Fetched: time.Now()}
 	switch {
 	case err == nil:
@@ -279,7 +281,9 @@ func (m *Mirror) Latest(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	if !offline(rt.Source) {
+		start := time.Now()
 		data, src, err := rt.Source.Latest(ctx, path)
+		m.obs.FetchDone(sourceKind(rt.Source, src), "latest", time.Since(start), err)
 		if err == nil {
 			inf, out, perr := parseInfo(data, path)
 			if perr == nil {

@@ -82,6 +82,21 @@ type Verifier interface {
 	Verify(ctx context.Context, path, vers, zipHash, modHash string) error
 }
 
+// Observer is told what the mirror does, for metrics.
+type Observer interface {
+	// FetchDone reports one fetch of a file ("info", "mod", "zip",
+	// "list", "latest", "query") from a source ("upstream" or "vcs").
+	FetchDone(source, file string, d time.Duration, err error)
+	// Refused reports content refused on ingest: "checksum", "changed"
+	// or "invalid".
+	Refused(reason string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) FetchDone(string, string, time.Duration, error) {}
+func (nopObserver) Refused(string)                                 {}
+
 // Options configure a Mirror.
 type Options struct {
 	// Store holds the files; required.
@@ -105,6 +120,8 @@ type Options struct {
 	MemoryCache int
 	// Logger receives a line for each fill and each refused file.
 	Logger *slog.Logger
+	// Observer is told of fetches and refusals; nil for none.
+	Observer Observer
 }
 
 // Mirror answers module proxy requests from its store and upstreams.
@@ -114,6 +131,7 @@ type Mirror struct {
 	verify  Verifier
 	listTTL time.Duration
 	log     *slog.Logger
+	obs     Observer
 	fills   flights
 	small   *lru
 
@@ -141,12 +159,16 @@ func New(o Options) *Mirror {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
 	return &Mirror{
 		st:      o.Store,
 		router:  o.Router,
 		verify:  o.Verifier,
 		listTTL: o.ListTTL,
 		log:     o.Logger,
+		obs:     o.Observer,
 		fills:   flights{timeout: o.FillTimeout},
 		small:   newLRU(o.MemoryCache),
 		lists:   make(map[string]*listEntry),
@@ -300,12 +322,12 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		infoData, infoSrc, err = fetchBytes(gctx, rt.Source, path, vers, ".info", MaxInfoSize)
+		infoData, infoSrc, err = m.fetchBytes(gctx, rt.Source, path, vers, ".info", MaxInfoSize)
 		return err
 	})
 	g.Go(func() error {
 		var err error
-		modData, modSrc, err = fetchBytes(gctx, rt.Source, path, vers, ".mod", MaxModSize)
+		modData, modSrc, err = m.fetchBytes(gctx, rt.Source, path, vers, ".mod", MaxModSize)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -341,7 +363,15 @@ func (m *Mirror) put(ctx context.Context, key string, data []byte) error {
 }
 
 func (m *Mirror) refused(err error) error {
-	m.log.Warn("refused upstream content", "err", err)
+	reason := "invalid"
+	switch {
+	case errors.Is(err, sumdb.ErrChecksumMismatch):
+		reason = "checksum"
+	case errors.Is(err, ErrChanged):
+		reason = "changed"
+	}
+	m.obs.Refused(reason)
+	m.log.Warn("refused upstream content", "reason", reason, "err", err)
 	return err
 }
 
@@ -399,6 +429,7 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	defer f.Close()
+	start := time.Now()
 	src, err := rt.Source.Fetch(ctx, path, vers, ".zip", MaxZipSize, func(r io.Reader) error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
@@ -409,6 +440,7 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 		_, err := io.Copy(f, r)
 		return err
 	})
+	m.obs.FetchDone(sourceKind(rt.Source, src), "zip", time.Since(start), err)
 	if err != nil {
 		return err
 	}
@@ -473,7 +505,9 @@ func (m *Mirror) Query(ctx context.Context, path, query string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	data, src, err := rt.Source.Query(ctx, path, query)
+	m.obs.FetchDone(sourceKind(rt.Source, src), "query", time.Since(start), err)
 	if err != nil {
 		return nil, err
 	}

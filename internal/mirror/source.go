@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"golang.org/x/mod/module"
 
@@ -145,11 +147,25 @@ func (c ChainSource) fetchInfo(ctx context.Context, rel string) ([]byte, string,
 	return data, p.String(), nil
 }
 
-// fetchBytes is Source.Fetch for small files.
-func fetchBytes(ctx context.Context, src Source, path, vers, ext string, limit int64) ([]byte, string, error) {
+// fetchBytes is Source.Fetch for small files, reported to the observer.
+func (m *Mirror) fetchBytes(ctx context.Context, src Source, path, vers, ext string, limit int64) ([]byte, string, error) {
 	var buf bytes.Buffer
+	start := time.Now()
 	origin, err := src.Fetch(ctx, path, vers, ext, limit, upstream.BufferSink(&buf))
+	m.obs.FetchDone(sourceKind(src, origin), strings.TrimPrefix(ext, "."), time.Since(start), err)
 	return buf.Bytes(), origin, err
+}
+
+// sourceKind names the kind of source that answered (origin) or, when
+// none did, that was asked: "vcs" or "upstream".
+func sourceKind(src Source, origin string) string {
+	if origin == directOrigin {
+		return "vcs"
+	}
+	if _, ok := src.(DirectSource); ok {
+		return "vcs"
+	}
+	return "upstream"
 }
 
 // Off reports whether the chain never fetches.

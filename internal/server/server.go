@@ -34,9 +34,23 @@ const (
 	cacheNever   = "no-store"
 )
 
+// RequestObserver is told of every answered request, for metrics.
+// endpoint is "list", "latest", "info", "mod", "zip", "query", "sumdb",
+// "health", "metrics" or "other"; cache is "hit", "miss" or "".
+type RequestObserver interface {
+	Request(endpoint string, code int, bytes int64, d time.Duration, cache string)
+}
+
 // Options configure the handler.
 type Options struct {
 	Mirror *mirror.Mirror
+	// Observer is told of every request; nil for none.
+	Observer RequestObserver
+	// Metrics serves /metrics; nil answers 404 there.
+	Metrics http.Handler
+	// Ready reports whether Agora can serve (its store is reachable),
+	// for /readyz; nil means always ready.
+	Ready func(context.Context) error
 	// SumDB serves /sumdb/...; nil answers 404 there, so clients go to
 	// the database directly.
 	SumDB http.Handler
@@ -52,6 +66,9 @@ type Handler struct {
 	sumdb   http.Handler
 	log     *slog.Logger
 	logAddr bool
+	obs     RequestObserver
+	metrics http.Handler
+	ready   func(context.Context) error
 }
 
 // New returns the handler.
@@ -59,7 +76,8 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{m: o.Mirror, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr}
+	return &Handler{m: o.Mirror, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr,
+		obs: o.Observer, metrics: o.Metrics, ready: o.Ready}
 }
 
 // recorder notes the status and size of a response and the cache outcome,
@@ -67,9 +85,10 @@ func New(o Options) *Handler {
 // files still go out with sendfile.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
-	cache  string // "hit", "miss" or ""
+	status   int
+	bytes    int64
+	cache    string // "hit", "miss" or ""
+	endpoint string // for metrics
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -111,6 +130,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	h.serve(rec, r)
+	if h.obs != nil {
+		h.obs.Request(rec.endpoint, rec.status, rec.bytes, time.Since(start), rec.cache)
+	}
 	if !h.log.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
@@ -131,6 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w *recorder, r *http.Request) {
+	w.endpoint = "other"
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		errorText(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: the module proxy protocol is read-only (GET, HEAD)")
@@ -139,12 +162,28 @@ func (h *Handler) serve(w *recorder, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == "/healthz":
+		w.endpoint = "health"
 		text(w, r, http.StatusOK, cacheNever, "ok\n")
+		return
+	case p == "/readyz":
+		w.endpoint = "health"
+		if h.ready != nil {
+			if err := h.ready(r.Context()); err != nil {
+				errorText(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+				return
+			}
+		}
+		text(w, r, http.StatusOK, cacheNever, "ready\n")
+		return
+	case p == "/metrics" && h.metrics != nil:
+		w.endpoint = "metrics"
+		h.metrics.ServeHTTP(w, r)
 		return
 	case p == "/":
 		text(w, r, http.StatusOK, cacheNever, "Agora Go module mirror.\nSet GOPROXY to this server's URL.\n")
 		return
 	case len(p) >= len("/sumdb/") && p[:len("/sumdb/")] == "/sumdb/":
+		w.endpoint = "sumdb"
 		if h.sumdb == nil {
 			errorText(w, http.StatusNotFound, "no checksum database is proxied here")
 			return
@@ -156,6 +195,10 @@ func (h *Handler) serve(w *recorder, r *http.Request) {
 	if err != nil {
 		errorText(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	w.endpoint = req.Kind.String()
+	if req.Query {
+		w.endpoint = "query"
 	}
 	h.serveModule(w, r, req)
 }

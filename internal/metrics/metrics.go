@@ -1,0 +1,106 @@
+// Package metrics keeps Agora's Prometheus metrics: requests by endpoint
+// and status, cache hits and misses, bytes served, fetches from upstreams
+// and version control with their durations and failures, content refused
+// on ingest, and fills in progress. It serves them in the Prometheus text
+// format.
+//
+// The packages that do the work report to it through small interfaces of
+// their own (mirror.Observer); only this package knows Prometheus.
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agora-mirror/agora/internal/upstream"
+)
+
+// Metrics is the set of Agora's metrics, in their own registry.
+type Metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	cache     *prometheus.CounterVec
+	bytes     *prometheus.CounterVec
+	fetches   *prometheus.CounterVec
+	fetchTime *prometheus.HistogramVec
+	refused   *prometheus.CounterVec
+}
+
+// New returns the metrics, with the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_requests_total", Help: "HTTP requests answered, by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "agora_request_duration_seconds", Help: "Time to answer HTTP requests, by endpoint.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_cache_requests_total", Help: "Requests for version files answered from the store (hit) or after a fill (miss).",
+		}, []string{"endpoint", "result"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_served_bytes_total", Help: "Response body bytes sent, by endpoint.",
+		}, []string{"endpoint"}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_fetches_total", Help: "Files fetched from upstream proxies or version control, by source, file and result (ok, not_found, error).",
+		}, []string{"source", "file", "result"}),
+		fetchTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "agora_fetch_duration_seconds", Help: "Time to fetch a file from its source.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
+		}, []string{"source", "file"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_refused_total", Help: "Fetched content refused on ingest: checksum (mismatch with the checksum database), changed (differs from the first fetch), invalid (malformed).",
+		}, []string{"reason"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.cache, m.bytes, m.fetches, m.fetchTime, m.refused,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Gauge registers a gauge whose value is read from f at each scrape.
+func (m *Metrics) Gauge(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// Request records one answered request. cache is "hit", "miss" or "".
+func (m *Metrics) Request(endpoint string, code int, bytes int64, d time.Duration, cache string) {
+	m.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+	m.bytes.WithLabelValues(endpoint).Add(float64(bytes))
+	if cache != "" {
+		m.cache.WithLabelValues(endpoint, cache).Inc()
+	}
+}
+
+// FetchDone records one fetch of a file ("info", "mod", "zip", "list",
+// ...) from a source ("upstream" or "vcs").
+func (m *Metrics) FetchDone(source, file string, d time.Duration, err error) {
+	result := "ok"
+	switch {
+	case errors.Is(err, upstream.ErrNotFound):
+		result = "not_found"
+	case err != nil:
+		result = "error"
+	}
+	m.fetches.WithLabelValues(source, file, result).Inc()
+	m.fetchTime.WithLabelValues(source, file).Observe(d.Seconds())
+}
+
+// Refused records content refused on ingest, by reason.
+func (m *Metrics) Refused(reason string) {
+	m.refused.WithLabelValues(reason).Inc()
+}
