@@ -72,6 +72,7 @@ func BenchmarkTwentyVersions(b *testing.B) {
 	b.Run("shared", func(b *testing.B) {
 		root := b.TempDir()
 		var m benchMeter
+		exec.Command("sync").Run()
 		m.start(s)
 		for b.Loop() {
 			b.StopTimer()
@@ -86,7 +87,7 @@ func BenchmarkTwentyVersions(b *testing.B) {
 			b.StopTimer()
 			m.stop(s)
 			m.cached(b, f, path, versions[len(versions)-1])
-			os.RemoveAll(dir)
+			removeAndSync(dir)
 			m.start(s)
 			b.StartTimer()
 		}
@@ -96,6 +97,7 @@ func BenchmarkTwentyVersions(b *testing.B) {
 	b.Run("freshGOPATH", func(b *testing.B) {
 		root := b.TempDir()
 		var m benchMeter
+		exec.Command("sync").Run()
 		m.start(s)
 		for b.Loop() {
 			var f *direct.Fetcher
@@ -103,7 +105,7 @@ func BenchmarkTwentyVersions(b *testing.B) {
 			for i, v := range versions {
 				b.StopTimer()
 				if dir != "" {
-					os.RemoveAll(dir)
+					removeAndSync(dir)
 				}
 				dir = mkdirTemp(b, root)
 				b.StartTimer()
@@ -115,7 +117,7 @@ func BenchmarkTwentyVersions(b *testing.B) {
 			b.StopTimer()
 			m.stop(s)
 			m.cached(b, f, path, versions[len(versions)-1])
-			os.RemoveAll(dir)
+			removeAndSync(dir)
 			m.start(s)
 			b.StartTimer()
 		}
@@ -217,6 +219,15 @@ func benchFetcher(b *testing.B, s *modtest.GitServer, dir string) *direct.Fetche
 		b.Fatal(err)
 	}
 	return f
+}
+
+// removeAndSync removes a Fetcher's directory and flushes the file system
+// (sync), while the timer is stopped, so that writing back and discarding
+// one iteration's hundreds of megabytes does not land in the next one's
+// measurement.
+func removeAndSync(dir string) {
+	os.RemoveAll(dir)
+	exec.Command("sync").Run()
 }
 
 func mkdirTemp(b *testing.B, root string) string {
