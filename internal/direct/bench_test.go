@@ -32,31 +32,39 @@ const (
 )
 
 // BenchmarkTwentyVersions downloads the last 20 releases of one
-// repository with a long history (1,200 commits, about 3.5 MB of text at
-// the last release), one after another, in two ways:
+// repository with a long history (1,200 commits, 30 releases, 351 files
+// and 3.2 MB of Go-like text at the last release), one after another, in
+// two ways:
 //
 //   - shared: Agora's way, one [direct.Fetcher] (one module and VCS cache)
 //     for all 20. Each iteration starts with a new Fetcher on an empty
 //     directory, so every iteration clones from nothing.
 //   - freshGOPATH: the Athens way, a new Fetcher on a new, empty directory
-//     (GOPATH, GOMODCACHE, GOCACHE and HOME) for each of the 20 versions:
-//     the same `go mod download -json path@version`, but every version is
-//     fetched as if nothing had been fetched before.
+//     (GOPATH, GOMODCACHE, GOCACHE and HOME) for each of the 20 versions.
+//     Athens's go-get fetcher runs `go mod download -json path@version`
+//     with a new temporary GOPATH (and GOCACHE inside it) per version and
+//     deletes it afterwards; a new Fetcher per version runs the very same
+//     command with the same environment as shared, so only the cache
+//     differs. Deleting each directory is not timed.
 //
 // Each op is 20 downloads. Besides ns/op it reports s/20versions (the
-// download time alone), fetches/20versions and bytes/20versions (git
-// fetches, that is upload-pack requests that negotiate objects, and the
-// bytes they answered), requests/20versions (every HTTP request the git
-// server saw, go-get meta and ls-refs included), s/first-version and
-// s/later-version (the first download of an iteration, and the mean of
-// the other 19), and s/cached-version (one more download, untimed and
-// uncounted otherwise, of a version already in the cache).
+// download time alone: Fetcher creation and the 20 Downloads),
+// fetches/20versions and bytes/20versions (git fetches, that is
+// upload-pack requests that negotiate objects, and the bytes they
+// answered), requests/20versions (every HTTP request the git server saw,
+// go-get meta and ls-refs included), s/first-version and s/later-version
+// (the first download of an iteration, and the mean of the other 19), and
+// s/cached-version: one more Download, untimed and uncounted otherwise, of
+// the last version, already in the cache (it costs unzipping the zip
+// again: Download removes the go command's extracted copy).
 //
-// It needs git with git-http-backend and is skipped without it. The
-// repository is built only when the benchmark runs (a few seconds, with
-// git fast-import). With -v it also logs a `go mod download -x` trace of
-// a fresh, a warm and a cached download: the git commands the go command
-// runs and how long each took.
+// Between iterations (untimed) the directories are removed and the file
+// system is synced, so one iteration's writes and deletions are not paid
+// by the next. It needs git with git-http-backend and is skipped without
+// it. The repository is built only when the benchmark runs (a few
+// seconds, with git fast-import). With -v it also logs the time of every
+// download and a `go mod download -x` trace of four downloads (see
+// traceDownloads).
 func BenchmarkTwentyVersions(b *testing.B) {
 	if _, err := exec.LookPath("git"); err != nil {
 		b.Skip("git is not installed: BenchmarkTwentyVersions needs git and git-http-backend")
@@ -85,7 +93,7 @@ func BenchmarkTwentyVersions(b *testing.B) {
 			}
 			m.total += time.Since(t0)
 			b.StopTimer()
-			m.stop(s)
+			m.stop(b, s)
 			m.cached(b, f, path, versions[len(versions)-1])
 			removeAndSync(dir)
 			m.start(s)
@@ -115,7 +123,7 @@ func BenchmarkTwentyVersions(b *testing.B) {
 				m.total += time.Since(t1)
 			}
 			b.StopTimer()
-			m.stop(s)
+			m.stop(b, s)
 			m.cached(b, f, path, versions[len(versions)-1])
 			removeAndSync(dir)
 			m.start(s)
@@ -131,12 +139,13 @@ func BenchmarkTwentyVersions(b *testing.B) {
 
 // benchMeter adds up what the iterations of one sub-benchmark cost.
 type benchMeter struct {
-	total   time.Duration // the 20 downloads of each iteration (Fetcher creation included)
-	first   time.Duration // the first download of each iteration
-	later   time.Duration // the 19 others
-	last    time.Duration // the latest download alone
-	cachedT time.Duration // downloads of a version already in the cache
-	n       int           // iterations
+	total   time.Duration   // the 20 downloads of each iteration (Fetcher creation included)
+	first   time.Duration   // the first download of each iteration
+	later   time.Duration   // the 19 others
+	last    time.Duration   // the latest download alone
+	each    []time.Duration // the downloads of the current iteration, for -v
+	cachedT time.Duration   // downloads of a version already in the cache
+	n       int             // iterations
 
 	packs, reqs   int   // counted so far
 	bytes         int64 // counted so far
@@ -148,7 +157,14 @@ func (m *benchMeter) start(s *modtest.GitServer) {
 	m.packs0, m.bytes0, m.reqs0 = s.UploadPacks(longRepo), s.UploadPackBytes(longRepo), len(s.Requests())
 }
 
-func (m *benchMeter) stop(s *modtest.GitServer) {
+func (m *benchMeter) stop(b *testing.B, s *modtest.GitServer) {
+	if testing.Verbose() {
+		var each []string
+		for _, d := range m.each {
+			each = append(each, fmt.Sprintf("%.2f", d.Seconds()))
+		}
+		b.Logf("iteration %d, seconds per download: %s", m.n+1, strings.Join(each, " "))
+	}
 	m.packs += s.UploadPacks(longRepo) - m.packs0
 	m.bytes += s.UploadPackBytes(longRepo) - m.bytes0
 	m.reqs += len(s.Requests()) - m.reqs0
@@ -162,6 +178,10 @@ func (m *benchMeter) download(b *testing.B, f *direct.Fetcher, path, version str
 	t := time.Now()
 	mod, err := f.Download(ctx, path, version)
 	m.last = time.Since(t)
+	if first {
+		m.each = m.each[:0]
+	}
+	m.each = append(m.each, m.last)
 	if err != nil {
 		b.Fatalf("Download %s@%s: %v", path, version, err)
 	}
