@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -174,6 +175,24 @@ func testStore(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Errorf("Get = %q, %v; want %q", got, err, "zip bytes")
 		}
 		assertGone(t, name)
+	})
+
+	t.Run("LargePutFileIsWrittenOnce", func(t *testing.T) {
+		// 20 MiB: object stores upload it in parts, and the
+		// write-once condition must hold for multipart uploads too.
+		s := open(t)
+		first := strings.Repeat("0123456789abcdef", 20<<20/16)
+		if err := s.PutFile(ctx, "big.zip", tempFile(t, s, first)); err != nil {
+			t.Fatalf("PutFile of 20 MiB: %v", err)
+		}
+		second := strings.Repeat("X", len(first))
+		if err := s.PutFile(ctx, "big.zip", tempFile(t, s, second)); !errors.Is(err, store.ErrExist) {
+			t.Errorf("second PutFile of 20 MiB: got %v, want ErrExist", err)
+		}
+		got, err := s.Get(ctx, "big.zip")
+		if err != nil || string(got) != first {
+			t.Errorf("Get after two PutFiles: %d bytes, %v; want the first file's %d bytes", len(got), err, len(first))
+		}
 	})
 
 	t.Run("PutFileOnExistingKeyKeepsFirstAndRemovesFile", func(t *testing.T) {
