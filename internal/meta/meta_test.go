@@ -1,0 +1,394 @@
+package meta_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agora-mirror/agora/internal/meta"
+)
+
+// opener returns a new, empty database for each call, and a way to open
+// a second handle on the same database (a second replica).
+type opener func(t *testing.T) (dsn string)
+
+func TestSQLite(t *testing.T) {
+	testMeta(t, func(t *testing.T) string {
+		return "sqlite:" + filepath.Join(t.TempDir(), "agora.db")
+	})
+}
+
+var pgDatabases atomic.Int64
+
+// TestPostgres runs the suite against the PostgreSQL server at
+// AGORA_TEST_POSTGRES_URL (scripts/test starts a throwaway cluster and sets
+// it); each subtest gets a database of its own.
+func TestPostgres(t *testing.T) {
+	testMeta(t, func(t *testing.T) string { return PostgresDB(t) })
+}
+
+// PostgresDB creates an empty database on the test PostgreSQL server and
+// returns its URL; it skips the test when there is no server.
+func PostgresDB(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("AGORA_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("AGORA_TEST_POSTGRES_URL not set (scripts/test sets it when it can start PostgreSQL)")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("meta_test_%d_%d", time.Now().UnixNano(), pgDatabases.Add(1))
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin, err := sql.Open("pgx", base)
+		if err == nil {
+			admin.Exec("DROP DATABASE " + name + " WITH (FORCE)")
+			admin.Close()
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func open(t *testing.T, dsn string) *meta.DB {
+	t.Helper()
+	db, err := meta.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func version(path, v string) meta.Version {
+	return meta.Version{Path: path, Version: v, ZipHash: "h1:zip-" + v, ModHash: "h1:mod-" + v,
+		Size: 100, Origin: "http://127.0.0.1:1/", Verification: meta.Verified}
+}
+
+// testMeta is the suite every engine must pass.
+func testMeta(t *testing.T, newDB opener) {
+	ctx := context.Background()
+
+	t.Run("MigrationsRunOnceAndConcurrently", func(t *testing.T) {
+		dsn := newDB(t)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				db, err := meta.Open(ctx, dsn)
+				if err == nil {
+					db.Close()
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("Open %d: %v", i, err)
+			}
+		}
+		db := open(t, dsn)
+		v, err := db.SchemaVersion(ctx)
+		if err != nil || v < 1 {
+			t.Fatalf("SchemaVersion = %d, %v", v, err)
+		}
+	})
+
+	t.Run("NewerSchemaIsRefused", func(t *testing.T) {
+		dsn := newDB(t)
+		db := open(t, dsn)
+		if err := db.PutState(ctx, "x", []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		raw := rawOpen(t, dsn)
+		if _, err := raw.Exec(`INSERT INTO schema_migrations (version, applied) VALUES (999, 0)`); err != nil {
+			t.Fatal(err)
+		}
+		raw.Close()
+		if db, err := meta.Open(ctx, dsn); err == nil {
+			db.Close()
+			t.Fatal("Open of a database with a newer schema succeeded")
+		}
+	})
+
+	t.Run("AddVersionRecordsOnce", func(t *testing.T) {
+		db := open(t, newDB(t))
+		first, added, err := db.AddVersion(ctx, version("example.com/m", "v1.0.0"))
+		if err != nil || !added {
+			t.Fatalf("AddVersion = %v, %v", added, err)
+		}
+		again := version("example.com/m", "v1.0.0")
+		again.ZipHash = "h1:other"
+		rec, added, err := db.AddVersion(ctx, again)
+		if err != nil || added {
+			t.Fatalf("second AddVersion = %v, %v; want false, nil", added, err)
+		}
+		if rec != first {
+			t.Errorf("second AddVersion returned %+v, want the first record %+v", rec, first)
+		}
+		got, err := db.Version(ctx, "example.com/m", "v1.0.0")
+		if err != nil || got != first {
+			t.Errorf("Version = %+v, %v; want %+v", got, err, first)
+		}
+		if _, err := db.Version(ctx, "example.com/m", "v2.0.0"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("Version of a missing version: %v, want ErrNotFound", err)
+		}
+		vs, err := db.Versions(ctx, "example.com/m")
+		if err != nil || len(vs) != 1 || vs[0] != first {
+			t.Errorf("Versions = %+v, %v", vs, err)
+		}
+		if vs, err := db.Versions(ctx, "example.com/none"); err != nil || len(vs) != 0 {
+			t.Errorf("Versions of an unknown module = %+v, %v", vs, err)
+		}
+	})
+
+	t.Run("IndexPagesEveryEntryOnceWhileAdditionsArrive", func(t *testing.T) {
+		dsn := newDB(t)
+		// Two handles: two replicas adding at once.
+		dbs := []*meta.DB{open(t, dsn), open(t, dsn)}
+		const n = 120
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v := version(fmt.Sprintf("example.com/m%d", i%7), fmt.Sprintf("v1.0.%d", i))
+				if _, _, err := dbs[i%2].AddVersion(ctx, v); err != nil {
+					t.Errorf("AddVersion: %v", err)
+				}
+			}()
+		}
+		seen := make(map[string]int)
+		var since time.Time
+		var last time.Time
+		deadline := time.Now().Add(time.Minute)
+		for len(seen) < n && time.Now().Before(deadline) {
+			page, err := dbs[0].Index(ctx, since, 9)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range page {
+				if !v.Added.After(last) {
+					t.Fatalf("index not strictly increasing: %s after %s", v.Added, last)
+				}
+				last = v.Added
+				seen[v.Path+"@"+v.Version]++
+			}
+			if len(page) > 0 {
+				// Resume just after the last entry seen.
+				since = page[len(page)-1].Added.Add(time.Microsecond)
+			}
+		}
+		wg.Wait()
+		if len(seen) != n {
+			t.Fatalf("paging saw %d entries, want %d", len(seen), n)
+		}
+		for k, c := range seen {
+			if c != 1 {
+				t.Errorf("%s seen %d times", k, c)
+			}
+		}
+		all, err := dbs[1].Index(ctx, time.Time{}, 1000)
+		if err != nil || len(all) != n {
+			t.Fatalf("Index(all) = %d entries, %v", len(all), err)
+		}
+		// since is inclusive, as the public index's.
+		from, err := dbs[1].Index(ctx, all[5].Added, 2)
+		if err != nil || len(from) != 2 || from[0] != all[5] || from[1] != all[6] {
+			t.Errorf("Index(since=entry 5, limit 2) = %+v, %v", from, err)
+		}
+	})
+
+	t.Run("ModulesArePagedAndFiltered", func(t *testing.T) {
+		db := open(t, newDB(t))
+		for _, pv := range [][2]string{
+			{"example.com/b", "v1.0.0"}, {"example.com/a", "v1.0.0"}, {"example.com/a", "v1.1.0"},
+			{"corp.example/x_y", "v0.1.0"}, {"corp.example/xzy", "v0.1.0"}, {"example.com/c", "v2.0.0"},
+		} {
+			if _, _, err := db.AddVersion(ctx, version(pv[0], pv[1])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mods, err := db.Modules(ctx, "", "", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mods) != 2 || mods[0].Path != "corp.example/x_y" || mods[1].Path != "corp.example/xzy" {
+			t.Fatalf("first page = %+v", mods)
+		}
+		mods, err = db.Modules(ctx, "corp.example/xzy", "", 2)
+		if err != nil || len(mods) != 2 || mods[0].Path != "example.com/a" || len(mods[0].Versions) != 2 || mods[1].Path != "example.com/b" {
+			t.Fatalf("second page = %+v, %v", mods, err)
+		}
+		if mods[0].Versions[0].Version != "v1.0.0" || mods[0].Versions[1].Version != "v1.1.0" {
+			t.Errorf("versions of example.com/a = %+v", mods[0].Versions)
+		}
+		// "_" is a literal, not LIKE's wildcard; matching ignores case.
+		mods, err = db.Modules(ctx, "", "X_Y", 10)
+		if err != nil || len(mods) != 1 || mods[0].Path != "corp.example/x_y" {
+			t.Errorf("Modules matching X_Y = %+v, %v", mods, err)
+		}
+		m, v, err := db.Counts(ctx)
+		if err != nil || m != 5 || v != 6 {
+			t.Errorf("Counts = %d, %d, %v; want 5, 6", m, v, err)
+		}
+	})
+
+	t.Run("State", func(t *testing.T) {
+		db := open(t, newDB(t))
+		if _, _, err := db.State(ctx, "k"); !errors.Is(err, meta.ErrNotFound) {
+			t.Fatalf("State of a missing key: %v", err)
+		}
+		before := time.Now().Add(-time.Second)
+		if err := db.PutState(ctx, "k", []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PutState(ctx, "k", []byte("two")); err != nil {
+			t.Fatal(err)
+		}
+		v, updated, err := db.State(ctx, "k")
+		if err != nil || string(v) != "two" || updated.Before(before) {
+			t.Errorf("State = %q, %v, %v", v, updated, err)
+		}
+	})
+
+	t.Run("SwapStateIsCompareAndSwap", func(t *testing.T) {
+		dsn := newDB(t)
+		db := open(t, dsn)
+		if ok, err := db.SwapState(ctx, "head", nil, []byte("a")); !ok || err != nil {
+			t.Fatalf("first swap = %v, %v", ok, err)
+		}
+		if ok, err := db.SwapState(ctx, "head", nil, []byte("b")); ok || err != nil {
+			t.Fatalf("swap from empty on a set key = %v, %v; want false", ok, err)
+		}
+		if ok, err := db.SwapState(ctx, "head", []byte("x"), []byte("b")); ok || err != nil {
+			t.Fatalf("swap from a wrong old value = %v, %v; want false", ok, err)
+		}
+		// Many writers from the same old value: exactly one wins.
+		other := open(t, dsn)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h := db
+				if i%2 == 1 {
+					h = other
+				}
+				ok, err := h.SwapState(ctx, "head", []byte("a"), fmt.Appendf(nil, "w%d", i))
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Errorf("%d concurrent swaps from the same value won, want 1", wins.Load())
+		}
+	})
+
+	t.Run("LockExcludesAndIsReleasedWhenHolderDies", func(t *testing.T) {
+		dsn := newDB(t)
+		a, b := open(t, dsn), open(t, dsn)
+		unlock, err := a.Lock(ctx, "zip example.com/m@v1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Engine() == meta.SQLite {
+			unlock()
+			t.Skip("SQLite serves one process: Lock does not wait")
+		}
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		_, err = b.Lock(short, "zip example.com/m@v1.0.0")
+		cancel()
+		if err == nil {
+			t.Fatal("second Lock of a held lock succeeded")
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Logf("second Lock: %v", err)
+		}
+		// Another name is independent.
+		u2, err := b.Lock(ctx, "zip example.com/m@v1.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u2()
+		unlock()
+		u3, err := b.Lock(ctx, "zip example.com/m@v1.0.0")
+		if err != nil {
+			t.Fatalf("Lock after unlock: %v", err)
+		}
+		// The holder dies (the server loses its connection, as when
+		// its process is killed): the waiter gets the lock.
+		got := make(chan error, 1)
+		go func() {
+			u, err := a.Lock(ctx, "zip example.com/m@v1.0.0")
+			if err == nil {
+				u()
+			}
+			got <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+		raw := rawOpen(t, dsn)
+		defer raw.Close()
+		var killed int
+		if err := raw.QueryRow(`SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&killed); err != nil || killed != 1 {
+			t.Fatalf("terminating the holder's connection: %d, %v", killed, err)
+		}
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("Lock after the holder closed: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the lock of a closed holder was never released")
+		}
+		u3() // its connection is gone: unlock must not hang or panic
+	})
+}
+
+// rawOpen opens the database under meta, for tests that tamper with it.
+func rawOpen(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	driver, name := "pgx", dsn
+	if s, ok := cutPrefix(dsn, "sqlite:"); ok {
+		driver, name = "sqlite", s
+	}
+	db, err := sql.Open(driver, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return s, false
+}

@@ -1,0 +1,160 @@
+package meta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// indexLock serializes additions so that the index's timestamps are
+// assigned in commit order (PostgreSQL; SQLite has one connection).
+const indexLock = "agora module index"
+
+const versionCols = `path, version, zip_hash, mod_hash, size, origin, verification, added`
+
+// AddVersion records v as held, once: if path@version is recorded
+// already, the first record stays and is returned with added false.
+// v.Added is ignored; the version gets the next index timestamp: now, or
+// one microsecond after the latest one if the clock is behind it (so the
+// index's order is the order of additions even across replicas whose
+// clocks differ).
+func (d *DB) AddVersion(ctx context.Context, v Version) (rec Version, added bool, err error) {
+	// On PostgreSQL the advisory transaction lock makes additions
+	// one at a time, and holds until commit: an addition that reads
+	// the latest timestamp sees every earlier one committed. A reader
+	// of the index therefore never sees a later entry before an
+	// earlier one.
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Version{}, false, fmt.Errorf("meta: %w", err)
+	}
+	defer tx.Rollback()
+	if d.engine == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockID(indexLock)); err != nil {
+			return Version{}, false, fmt.Errorf("meta: %w", err)
+		}
+	}
+	old, err := scanVersion(tx.QueryRowContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? AND version = ?`), v.Path, v.Version))
+	if err == nil {
+		return old, false, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return Version{}, false, err
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(added), 0) FROM versions`).Scan(&last); err != nil {
+		return Version{}, false, fmt.Errorf("meta: %w", err)
+	}
+	ts := max(time.Now().UnixMicro(), last+1)
+	_, err = tx.ExecContext(ctx, d.q(`INSERT INTO versions (`+versionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		v.Path, v.Version, v.ZipHash, v.ModHash, v.Size, v.Origin, v.Verification, ts)
+	if err != nil {
+		return Version{}, false, fmt.Errorf("meta: recording %s@%s: %w", v.Path, v.Version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Version{}, false, fmt.Errorf("meta: recording %s@%s: %w", v.Path, v.Version, err)
+	}
+	v.Added = time.UnixMicro(ts).UTC()
+	return v, true, nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanVersion(row scanner) (Version, error) {
+	var v Version
+	var added int64
+	err := row.Scan(&v.Path, &v.Version, &v.ZipHash, &v.ModHash, &v.Size, &v.Origin, &v.Verification, &added)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Version{}, ErrNotFound
+	}
+	if err != nil {
+		return Version{}, fmt.Errorf("meta: %w", err)
+	}
+	v.Added = time.UnixMicro(added).UTC()
+	return v, nil
+}
+
+func scanVersions(rows *sql.Rows, err error) ([]Version, error) {
+	if err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	defer rows.Close()
+	var vs []Version
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	return vs, nil
+}
+
+// Version returns the record of path@version, or ErrNotFound.
+func (d *DB) Version(ctx context.Context, path, version string) (Version, error) {
+	return scanVersion(d.db.QueryRowContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? AND version = ?`), path, version))
+}
+
+// Versions returns the versions of path held, in the order they were
+// added.
+func (d *DB) Versions(ctx context.Context, path string) ([]Version, error) {
+	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? ORDER BY added`), path))
+}
+
+// Index returns up to limit versions added at or after since, oldest
+// first.
+func (d *DB) Index(ctx context.Context, since time.Time, limit int) ([]Version, error) {
+	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE added >= ? ORDER BY added LIMIT ?`), since.UnixMicro(), limit))
+}
+
+// Module is a module in the catalog: its path and the versions held.
+type Module struct {
+	Path     string
+	Versions []Version // in the order they were added
+}
+
+// Modules returns up to limit modules whose paths sort after after, in
+// path order, with their versions; if match is not empty, only paths
+// containing it (case-insensitively) are listed.
+func (d *DB) Modules(ctx context.Context, after, match string, limit int) ([]Module, error) {
+	cond, args := `path > ?`, []any{after}
+	if match != "" {
+		cond += ` AND LOWER(path) LIKE ? ESCAPE '\'`
+		args = append(args, "%"+likeEscape(strings.ToLower(match))+"%")
+	}
+	args = append(args, limit)
+	vs, err := scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path IN (
+		SELECT DISTINCT path FROM versions WHERE `+cond+` ORDER BY path LIMIT ?
+	) ORDER BY path, added`), args...))
+	if err != nil {
+		return nil, err
+	}
+	var mods []Module
+	for _, v := range vs {
+		if n := len(mods); n == 0 || mods[n-1].Path != v.Path {
+			mods = append(mods, Module{Path: v.Path})
+		}
+		mods[len(mods)-1].Versions = append(mods[len(mods)-1].Versions, v)
+	}
+	return mods, nil
+}
+
+// likeEscape escapes LIKE's wildcards in s.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// Counts returns the number of modules and of versions held.
+func (d *DB) Counts(ctx context.Context) (modules, versions int64, err error) {
+	err = d.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT path), COUNT(*) FROM versions`).Scan(&modules, &versions)
+	if err != nil {
+		return 0, 0, fmt.Errorf("meta: %w", err)
+	}
+	return modules, versions, nil
+}
