@@ -54,23 +54,37 @@ func (d *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("meta: the database's schema is version %d, newer than this Agora knows (%d): run a newer Agora", have, len(migrations))
 	}
 	for v := have + 1; v <= len(migrations); v++ {
-		tx, err := d.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("meta: migration %d: %w", v, err)
-		}
-		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("meta: migration %d: %w", v, err)
-		}
-		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`), v, time.Now().UnixMicro()); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("meta: migration %d: %w", v, err)
-		}
-		if err := tx.Commit(); err != nil {
+		if err := d.apply(ctx, v); err != nil {
 			return fmt.Errorf("meta: migration %d: %w", v, err)
 		}
 	}
 	return nil
+}
+
+// apply runs migration v in a transaction, unless another process applied
+// it first. (SQLite's transactions here take the write lock at BEGIN, so
+// the check and the change are atomic; PostgreSQL's are under the
+// migration lock.)
+func (d *DB) apply(ctx context.Context, v int) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var have int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return err
+	}
+	if have >= v {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`), v, time.Now().UnixMicro()); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // SchemaVersion returns the schema version of the database.
