@@ -27,7 +27,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+	"modernc.org/sqlite"               // registers "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrNotFound is returned when a version or a state key is not recorded.
@@ -128,11 +129,29 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	default:
 		return nil, fmt.Errorf("%w: %q (want sqlite:PATH or postgres://...)", ErrBadDSN, redact(dsn))
 	}
-	if err := d.migrate(ctx); err != nil {
+	if err := d.migrateRetry(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// migrateRetry runs migrate, retrying while another process holds
+// SQLite's lock in a way its busy timeout does not cover (a switch to WAL
+// mode by a process opening the same file at the same moment).
+func (d *DB) migrateRetry(ctx context.Context) error {
+	for try := 0; ; try++ {
+		err := d.migrate(ctx)
+		var se *sqlite.Error
+		if err == nil || try == 50 || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // maxLockConns bounds the connections one process holds for fill locks.
