@@ -64,6 +64,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("starting", "err", err)
 		return 1
 	}
+	defer a.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := a.Serve(ctx, 30*time.Second); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/agora-mirror/agora/internal/config"
 	"github.com/agora-mirror/agora/internal/direct"
+	"github.com/agora-mirror/agora/internal/meta"
 	"github.com/agora-mirror/agora/internal/metrics"
 	"github.com/agora-mirror/agora/internal/mirror"
 	"github.com/agora-mirror/agora/internal/policy"
@@ -32,14 +33,52 @@ type App struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	handler http.Handler
+	closers []func() error
 }
 
-// New builds an App from cfg.
-func New(cfg *config.Config, log *slog.Logger) (*App, error) {
-	st, err := store.OpenDisk(cfg.DataDir)
+// openStore opens the configured store: object storage when a URL is
+// set, else the disk store in the data directory.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, func() error, error) {
+	if cfg.Storage == "" {
+		st, err := store.OpenDisk(cfg.DataDir)
+		return st, func() error { return nil }, err
+	}
+	st, err := store.OpenBlob(ctx, cfg.Storage, filepath.Join(cfg.DataDir, "tmp"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, st.Close, nil
+}
+
+// databaseDSN returns the configured metadata database, by default SQLite
+// in the data directory.
+func databaseDSN(cfg *config.Config) string {
+	if cfg.Database != "" {
+		return cfg.Database
+	}
+	return "sqlite:" + filepath.Join(cfg.DataDir, "agora.db")
+}
+
+// New builds an App from cfg. Close releases what it opened.
+func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
+	a := &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, closeStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, closeStore)
+	md, err := meta.Open(ctx, databaseDSN(cfg))
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, md.Close)
 	uopts := upstream.Options{Timeout: cfg.UpstreamTimeout, Logger: log}
 	chain, err := upstream.ParseChain(cfg.Upstream, uopts)
 	if err != nil {
@@ -60,6 +99,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	mo := mirror.Options{
 		Observer:    met,
 		Store:       st,
+		Catalog:     md,
 		Router:      router,
 		ListTTL:     cfg.ListTTL,
 		FillTimeout: cfg.FillTimeout,
@@ -70,9 +110,12 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		mo.MemoryCache = -1
 	}
 	so := server.Options{Logger: log, LogClientAddr: cfg.LogClientAddr, Observer: met, Metrics: met.Handler(),
+		Catalog: md, ZipRedirect: cfg.ZipRedirect,
 		Ready: func(ctx context.Context) error {
-			_, err := st.List(ctx, "mod")
-			return err
+			if _, err := st.List(ctx, "mod"); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			return md.Ping(ctx)
 		}}
 	dbCfg, err := sumdb.ParseGOSUMDB(cfg.SumDB)
 	switch {
@@ -81,16 +124,30 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	case err != nil:
 		return nil, err
 	default:
-		db := sumdb.New(dbCfg, st, sumdb.Options{Chain: chain, Upstream: uopts, NoSum: noSum, Logger: log})
+		db := sumdb.New(dbCfg, st, sumdb.Options{State: md, Chain: chain, Upstream: uopts, NoSum: noSum, Logger: log})
 		mo.Verifier = db
 		router.Verify = true
 		so.SumDB = sumdb.NewHandler(db)
 	}
 	so.Mirror = mirror.New(mo)
+	if cfg.ZipRedirect > 0 && !so.Mirror.CanSignURLs() {
+		return nil, fmt.Errorf("zip_redirect needs object storage (storage = \"s3://...\"): %w", mirror.ErrCannotSign)
+	}
 	met.Gauge("agora_fills_in_progress", "Fills (fetch, check, store) running now.", func() float64 {
 		return float64(so.Mirror.FillsInProgress())
 	})
-	return &App{cfg: cfg, log: log, handler: server.New(so)}, nil
+	a.handler = server.New(so)
+	return a, nil
+}
+
+// Close releases the store and the database.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
 }
 
 // newFetcher returns the fetcher for version control.
@@ -179,6 +236,11 @@ func (a *App) Serve(ctx context.Context, grace time.Duration) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	attrs := []any{"addr", ln.Addr().String(), "data_dir", a.cfg.DataDir, "upstream", a.cfg.Upstream, "sumdb", a.cfg.SumDB}
+	for _, kv := range a.cfg.Summary() {
+		if (kv[0] == "storage" || kv[0] == "database") && kv[1] != "" {
+			attrs = append(attrs, kv[0], kv[1]) // redacted
+		}
+	}
 	if a.cfg.ConfigFile != "" {
 		attrs = append(attrs, "config", a.cfg.ConfigFile)
 	}

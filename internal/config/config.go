@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -31,7 +32,10 @@ import (
 // Config is Agora's configuration.
 type Config struct {
 	Listen          string        // address to listen on
-	DataDir         string        // directory of the embedded store
+	DataDir         string        // directory of the embedded store and database
+	Storage         string        // object storage URL (s3://, gs://, azblob://); empty: the disk store in DataDir
+	Database        string        // sqlite:PATH or postgres://...; empty: SQLite in DataDir
+	ZipRedirect     time.Duration // lifetime of pre-signed zip URLs clients are redirected to; zero: Agora streams zips
 	Upstream        string        // upstream chain, GOPROXY syntax
 	SumDB           string        // checksum database, GOSUMDB syntax ("off" for none)
 	NoSum           string        // GOPRIVATE-style patterns never looked up in the checksum database
@@ -107,7 +111,15 @@ var settings = func() []setting {
 	set, get := str(func(c *Config) *string { return &c.Listen })
 	add("listen", "address to listen on (host:port)", set, get)
 	set, get = str(func(c *Config) *string { return &c.DataDir })
-	add("data_dir", "directory of the embedded store", set, get)
+	add("data_dir", "directory of the embedded store and database, and of local working files", set, get)
+	set, get = str(func(c *Config) *string { return &c.Storage })
+	add("storage", "object storage for module files, as a URL: s3://bucket?endpoint=...&region=...&use_path_style=true (any S3-compatible server; credentials from AWS_* variables or files), gs://bucket, azblob://container (default: the disk store in data_dir)",
+		set, func(c *Config) string { return redactURL(c.Storage) })
+	set, get = str(func(c *Config) *string { return &c.Database })
+	add("database", "metadata database: sqlite:PATH, or postgres://user@host:port/db for several replicas (password from PGPASSWORD or PGPASSFILE) (default: sqlite:<data_dir>/agora.db)",
+		set, func(c *Config) string { return redactURL(c.Database) })
+	set, get = dur(func(c *Config) *time.Duration { return &c.ZipRedirect })
+	add("zip_redirect", "answer zip requests with a redirect to a pre-signed object storage URL valid this long, such as 15m (object storage only; default: Agora streams zips)", set, get)
 	set, get = str(func(c *Config) *string { return &c.Upstream })
 	add("upstream", "upstream proxies in GOPROXY syntax (default: go env GOPROXY)", set, get)
 	set, get = str(func(c *Config) *string { return &c.SumDB })
@@ -504,6 +516,15 @@ func formatTokens(m map[string]string) string {
 	}
 	slices.Sort(items)
 	return strings.Join(items, ",")
+}
+
+// redactURL hides a password in a URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
 }
 
 // redactTokens shows which hosts have tokens, never the tokens.

@@ -16,8 +16,9 @@ import (
 )
 
 // listEntry is the upstreams' answer to a module's version list, as last
-// fetched. It is kept in memory and in the store (so that it survives a
-// restart and can be served when the upstreams fail).
+// fetched. It is kept in memory and in the catalog's state (so that it
+// survives a restart, is shared by replicas, and can be served when the
+// upstreams fail).
 type listEntry struct {
 	Versions []string  // tagged versions, sorted
 	Pseudo   []string  // pseudo-versions the upstream listed (never served in a list; used for @latest)
@@ -27,12 +28,10 @@ type listEntry struct {
 	refreshing bool
 }
 
-// listKey returns where a module's list answer is kept. The "/@v/list"
-// suffix keeps a module's key from being a prefix of another module's
-// (example.com/m and example.com/m/v2).
+// listKey returns the state key of a module's list answer.
 func listKey(path string) string {
 	ep, _ := module.EscapePath(path)
-	return "state/list/" + ep + "/@v/list"
+	return "list " + ep
 }
 
 // parseList splits an upstream's list into tagged versions and
@@ -68,12 +67,12 @@ func (m *Mirror) fetchList(ctx context.Context, src Source, path string) (*listE
 	default:
 		return nil, err
 	}
-	// Answers for modules that exist are kept in the store, to serve
+	// Answers for modules that exist are kept in the catalog, to serve
 	// when the upstreams fail; "not found" stays in memory only, so that
-	// requests for made-up paths cannot fill the disk.
+	// requests for made-up paths cannot fill the database.
 	if e.NotFound == "" {
 		if data, err := json.Marshal(e); err == nil {
-			if err := m.st.Replace(ctx, listKey(path), data); err != nil {
+			if err := m.cat.PutState(ctx, listKey(path), data); err != nil {
 				m.log.Warn("saving version list", "module", path, "err", err)
 			}
 		}
@@ -105,7 +104,7 @@ func (m *Mirror) remember(path string, e *listEntry) {
 }
 
 // cachedList returns the last list answer for path, from memory or the
-// store, or nil.
+// catalog, or nil.
 func (m *Mirror) cachedList(ctx context.Context, path string) *listEntry {
 	m.listMu.Lock()
 	e := m.lists[path]
@@ -113,12 +112,7 @@ func (m *Mirror) cachedList(ctx context.Context, path string) *listEntry {
 	if e != nil {
 		return e
 	}
-	data, err := m.st.Get(ctx, listKey(path))
-	if err != nil {
-		return nil
-	}
-	e = new(listEntry)
-	if json.Unmarshal(data, e) != nil {
+	if e = m.storedList(ctx, path); e == nil {
 		return nil
 	}
 	m.listMu.Lock()
@@ -128,6 +122,20 @@ func (m *Mirror) cachedList(ctx context.Context, path string) *listEntry {
 		return cur
 	}
 	m.remember(path, e)
+	return e
+}
+
+// storedList returns the list answer for path kept in the catalog (by
+// this process or another replica), or nil.
+func (m *Mirror) storedList(ctx context.Context, path string) *listEntry {
+	data, _, err := m.cat.State(ctx, listKey(path))
+	if err != nil {
+		return nil
+	}
+	e := new(listEntry)
+	if json.Unmarshal(data, e) != nil {
+		return nil
+	}
 	return e
 }
 
@@ -164,7 +172,13 @@ func (m *Mirror) upstreamList(ctx context.Context, src Source, path string) (*li
 		return e, nil
 	}
 	var fresh *listEntry
-	err := m.fills.do(ctx, "list "+path, func(ctx context.Context) error {
+	err := m.fill(ctx, "list "+path, func(ctx context.Context) error {
+		// Another replica may have fetched it while this one waited.
+		if e := m.storedList(ctx, path); e != nil && time.Since(e.Fetched) < m.listTTL {
+			m.remember(path, e)
+			fresh = e
+			return nil
+		}
 		var err error
 		fresh, err = m.fetchList(ctx, src, path)
 		return err
@@ -181,26 +195,18 @@ func (m *Mirror) upstreamList(ctx context.Context, src Source, path string) (*li
 	return fresh, nil
 }
 
-// held returns the versions whose zips the store holds, tagged and pseudo.
+// held returns the versions held (recorded in the catalog), tagged and
+// pseudo.
 func (m *Mirror) held(ctx context.Context, path string) (tagged, pseudo []string, err error) {
-	ep, _ := module.EscapePath(path)
-	names, err := m.st.List(ctx, "mod/"+ep+"/@v")
+	recs, err := m.cat.Versions(ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, n := range names {
-		ev, ok := strings.CutSuffix(n, ".zip")
-		if !ok {
-			continue
-		}
-		v, err := module.UnescapeVersion(ev)
-		if err != nil || module.Check(path, v) != nil {
-			continue
-		}
-		if module.IsPseudoVersion(v) {
-			pseudo = append(pseudo, v)
+	for _, r := range recs {
+		if module.IsPseudoVersion(r.Version) {
+			pseudo = append(pseudo, r.Version)
 		} else {
-			tagged = append(tagged, v)
+			tagged = append(tagged, r.Version)
 		}
 	}
 	return tagged, pseudo, nil

@@ -36,6 +36,7 @@ import (
 	modzip "golang.org/x/mod/zip"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/agora-mirror/agora/internal/meta"
 	"github.com/agora-mirror/agora/internal/store"
 	"github.com/agora-mirror/agora/internal/sumdb"
 	"github.com/agora-mirror/agora/internal/upstream"
@@ -82,6 +83,24 @@ type Verifier interface {
 	Verify(ctx context.Context, path, vers, zipHash, modHash string) error
 }
 
+// Catalog records the versions held and the mirror's small mutable state
+// (version lists), and keeps replicas sharing a store from filling the
+// same file at once. *meta.DB implements it.
+type Catalog interface {
+	// AddVersion records a version whose files are all stored.
+	AddVersion(ctx context.Context, v meta.Version) (meta.Version, bool, error)
+	// Versions returns the versions of a module recorded.
+	Versions(ctx context.Context, path string) ([]meta.Version, error)
+	// State returns a state value and when it was written, or
+	// meta.ErrNotFound.
+	State(ctx context.Context, key string) ([]byte, time.Time, error)
+	// PutState replaces a state value.
+	PutState(ctx context.Context, key string, value []byte) error
+	// Lock waits for the named lock, held across all replicas, and
+	// returns its release.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
+}
+
 // Observer is told what the mirror does, for metrics.
 type Observer interface {
 	// FetchDone reports one fetch of a file ("info", "mod", "zip",
@@ -101,6 +120,8 @@ func (nopObserver) Refused(string)                                 {}
 type Options struct {
 	// Store holds the files; required.
 	Store store.Store
+	// Catalog records the versions held and coordinates fills; required.
+	Catalog Catalog
 	// Router decides where each module comes from. If nil, every module
 	// comes from Chain, verified when Verifier is set.
 	Router Router
@@ -127,6 +148,7 @@ type Options struct {
 // Mirror answers module proxy requests from its store and upstreams.
 type Mirror struct {
 	st      store.Store
+	cat     Catalog
 	router  Router
 	verify  Verifier
 	listTTL time.Duration
@@ -141,6 +163,9 @@ type Mirror struct {
 
 // New returns a Mirror.
 func New(o Options) *Mirror {
+	if o.Store == nil || o.Catalog == nil {
+		panic("mirror: Options.Store and Options.Catalog are required")
+	}
 	if o.Chain == nil {
 		o.Chain = &upstream.Chain{}
 	}
@@ -164,6 +189,7 @@ func New(o Options) *Mirror {
 	}
 	return &Mirror{
 		st:      o.Store,
+		cat:     o.Catalog,
 		router:  o.Router,
 		verify:  o.Verifier,
 		listTTL: o.ListTTL,
@@ -227,7 +253,7 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 	if !errors.Is(err, store.ErrNotExist) {
 		return nil, false, err
 	}
-	if err := m.fills.do(ctx, "meta "+path+"@"+vers, func(ctx context.Context) error {
+	if err := m.fill(ctx, "meta "+path+"@"+vers, func(ctx context.Context) error {
 		return m.fillMeta(ctx, path, vers)
 	}); err != nil {
 		return nil, false, err
@@ -253,13 +279,68 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 	if !errors.Is(err, store.ErrNotExist) {
 		return nil, false, err
 	}
-	if err := m.fills.do(ctx, "zip "+path+"@"+vers, func(ctx context.Context) error {
+	// A zip is held only with its .info and .mod: get them first (and
+	// outside the zip's fill, so that a fill holds one lock at a time).
+	if _, _, err := m.Mod(ctx, path, vers); err != nil {
+		return nil, false, err
+	}
+	if _, _, err := m.Info(ctx, path, vers); err != nil {
+		return nil, false, err
+	}
+	if err := m.fill(ctx, "zip "+path+"@"+vers, func(ctx context.Context) error {
 		return m.fillZip(ctx, path, vers)
 	}); err != nil {
 		return nil, false, err
 	}
 	obj, err = m.st.Open(ctx, key)
 	return obj, false, err
+}
+
+// ErrCannotSign is returned by ZipURL when the store cannot sign URLs.
+var ErrCannotSign = errors.New("the store cannot sign URLs (zip redirects need object storage)")
+
+// signer is implemented by stores that give direct, expiring URLs to
+// their objects (store.Blob).
+type signer interface {
+	SignedURL(ctx context.Context, key string, expiry time.Duration) (string, error)
+}
+
+// CanSignURLs reports whether the store gives direct URLs to objects.
+func (m *Mirror) CanSignURLs() bool {
+	_, ok := m.st.(signer)
+	return ok
+}
+
+// ZipURL fills the zip of a canonical version if needed, like Zip, and
+// returns a URL from which clients can download it directly from the
+// object store until expiry. The bool reports a cache hit.
+func (m *Mirror) ZipURL(ctx context.Context, path, vers string, expiry time.Duration) (string, bool, error) {
+	s, ok := m.st.(signer)
+	if !ok {
+		return "", false, ErrCannotSign
+	}
+	obj, hit, err := m.Zip(ctx, path, vers)
+	if err != nil {
+		return "", false, err
+	}
+	obj.Close()
+	u, err := s.SignedURL(ctx, fileKey(path, vers, ".zip"), expiry)
+	return u, hit, err
+}
+
+// fill runs fn once for all concurrent callers with the same key: once
+// in this process (flights), and once across replicas (the catalog's
+// lock, held while fn runs; fn must first check whether another replica
+// did the work while this one waited).
+func (m *Mirror) fill(ctx context.Context, key string, fn func(context.Context) error) error {
+	return m.fills.do(ctx, key, func(ctx context.Context) error {
+		unlock, err := m.cat.Lock(ctx, key)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		return fn(ctx)
+	})
 }
 
 // info is the JSON of an .info file.
@@ -405,16 +486,9 @@ func (m *Mirror) checkMod(ctx context.Context, rt Route, path, vers string, data
 	return nil
 }
 
-// fillZip fetches, checks and stores the zip of path@vers, and its .info
-// and .mod if they are not held yet, so that a held zip always comes with
-// its metadata.
+// fillZip fetches, checks and stores the zip of path@vers, then records
+// the version in the catalog. Its .info and .mod must be held already.
 func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
-	if _, _, err := m.Mod(ctx, path, vers); err != nil {
-		return err
-	}
-	if _, _, err := m.Info(ctx, path, vers); err != nil {
-		return err
-	}
 	if obj, err := m.st.Open(ctx, fileKey(path, vers, ".zip")); err == nil {
 		return obj.Close() // stored by a fill that ended just before
 	}
@@ -444,13 +518,38 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	if err != nil {
 		return err
 	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := m.checkZip(ctx, rt, path, vers, tmp, src); err != nil {
+	zipHash, err := m.checkZip(ctx, rt, path, vers, tmp, src)
+	if err != nil {
+		return err
+	}
+	modData, err := m.st.Get(ctx, fileKey(path, vers, ".mod"))
+	if err != nil {
+		return err
+	}
+	modH, err := modHash(modData)
+	if err != nil {
 		return err
 	}
 	if err := m.st.PutFile(ctx, fileKey(path, vers, ".zip"), tmp); err != nil && !errors.Is(err, store.ErrExist) {
+		return err
+	}
+	// The version is complete: it enters the catalog, and the index.
+	// (A crash between the two writes leaves a zip served but not yet
+	// listed; see ARCHITECTURE.md.)
+	verification := meta.Pinned
+	if rt.Verify {
+		verification = meta.Verified
+	}
+	rec := meta.Version{Path: path, Version: vers, ZipHash: zipHash, ModHash: modH, Size: size,
+		Origin: src, Verification: verification}
+	if _, _, err := m.cat.AddVersion(ctx, rec); err != nil {
 		return err
 	}
 	m.log.Info("filled", "module", path, "version", vers, "files", "zip", "source", src)
@@ -460,41 +559,41 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 // checkZip checks a downloaded zip: well-formed by the go command's rules,
 // regular files only, and with the checksum database's hash (or, for
 // modules exempt from the database, with the go.mod already held).
-func (m *Mirror) checkZip(ctx context.Context, rt Route, path, vers, name, src string) error {
+func (m *Mirror) checkZip(ctx context.Context, rt Route, path, vers, name, src string) (string, error) {
 	bad := func(reason string) error {
 		return m.refused(&BadContentError{Module: path, Version: vers, File: "zip", Source: src, Reason: reason})
 	}
 	mv := module.Version{Path: path, Version: vers}
 	if _, err := modzip.CheckZip(mv, name); err != nil {
-		return bad(err.Error())
+		return "", bad(err.Error())
 	}
 	inZip, err := inspectZip(name, path+"@"+vers+"/go.mod")
 	if err != nil {
-		return bad(err.Error())
+		return "", bad(err.Error())
 	}
 	h, err := dirhash.HashZip(name, dirhash.Hash1)
 	if err != nil {
-		return bad(err.Error())
+		return "", bad(err.Error())
 	}
 	if rt.Verify {
 		if err := m.verify.Verify(ctx, path, vers, h, ""); err != nil {
 			if errors.Is(err, sumdb.ErrChecksumMismatch) {
-				return m.refused(fmt.Errorf("%w (zip from %s)", err, src))
+				return "", m.refused(fmt.Errorf("%w (zip from %s)", err, src))
 			}
-			return err
+			return "", err
 		}
-		return nil
+		return h, nil
 	}
 	// No checksum database vouches for the zip: at least its go.mod must
 	// be the .mod file held for the version.
 	held, err := m.st.Get(ctx, fileKey(path, vers, ".mod"))
 	if err != nil {
-		return err
+		return "", err
 	}
 	if inZip != nil && string(inZip) != string(held) {
-		return bad("its go.mod differs from the version's .mod file")
+		return "", bad("its go.mod differs from the version's .mod file")
 	}
-	return m.pin(ctx, path, vers, "zip", h, src)
+	return h, m.pin(ctx, path, vers, "zip", h, src)
 }
 
 // Query resolves a version query (branch, commit prefix, "v1.2") through

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/mod/module"
 
+	"github.com/agora-mirror/agora/internal/meta"
 	"github.com/agora-mirror/agora/internal/mirror"
 	"github.com/agora-mirror/agora/internal/modtest"
 	"github.com/agora-mirror/agora/internal/store"
@@ -41,6 +42,7 @@ type env struct {
 	up    *modtest.Upstream
 	db    *modtest.SumDB
 	st    store.Store
+	md    *meta.DB
 	chain *upstream.Chain
 	vf    *sumdb.DB
 	m     *mirror.Mirror
@@ -48,7 +50,7 @@ type env struct {
 
 func newEnv(t *testing.T, st store.Store, opts mirror.Options) *env {
 	t.Helper()
-	e := &env{t: t, up: modtest.NewUpstream(t), db: modtest.NewSumDB(t, dbName), st: st}
+	e := &env{t: t, up: modtest.NewUpstream(t), db: modtest.NewSumDB(t, dbName), st: st, md: modtest.Meta(t)}
 	if e.st == nil {
 		e.st = store.NewMemory(t.TempDir())
 	}
@@ -58,8 +60,8 @@ func newEnv(t *testing.T, st store.Store, opts mirror.Options) *env {
 		t.Fatal(err)
 	}
 	e.vf = sumdb.New(sumdb.Config{Name: e.db.Name, Key: e.db.VerifierKey, URL: e.db.URL}, e.st,
-		sumdb.Options{NoSum: private, Upstream: fastUpstream})
-	opts.Store, opts.Chain, opts.Verifier = e.st, e.chain, e.vf
+		sumdb.Options{State: e.md, NoSum: private, Upstream: fastUpstream})
+	opts.Store, opts.Catalog, opts.Chain, opts.Verifier = e.st, e.md, e.chain, e.vf
 	e.m = mirror.New(opts)
 	return e
 }
@@ -67,7 +69,7 @@ func newEnv(t *testing.T, st store.Store, opts mirror.Options) *env {
 // mirrorOn returns another Mirror over e's store and checksum database,
 // fetching from chain.
 func (e *env) mirrorOn(chain *upstream.Chain, opts mirror.Options) *mirror.Mirror {
-	opts.Store, opts.Chain, opts.Verifier = e.st, chain, e.vf
+	opts.Store, opts.Catalog, opts.Chain, opts.Verifier = e.st, e.md, chain, e.vf
 	return mirror.New(opts)
 }
 
@@ -831,7 +833,7 @@ func TestList(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m2 := mirror.New(mirror.Options{Store: st2, Chain: chain, Verifier: e.vf, ListTTL: ttl})
+			m2 := mirror.New(mirror.Options{Store: st2, Catalog: e.md, Chain: chain, Verifier: e.vf, ListTTL: ttl})
 			data, err := m2.List(ctx, path)
 			if err != nil || string(data) != want {
 				t.Errorf("List after a restart (ttl %v) with the upstream down = %q, %v; want %q", ttl, data, err, want)
@@ -985,7 +987,7 @@ func TestChainOff(t *testing.T) {
 func TestNoVerifier(t *testing.T) {
 	e := newEnv(t, nil, mirror.Options{})
 	ctx := ctxFor(t)
-	m := mirror.New(mirror.Options{Store: e.st, Chain: e.chain})
+	m := mirror.New(mirror.Options{Store: e.st, Catalog: e.md, Chain: e.chain})
 	good := build(t, "example.com/unverified", "v1.0.0")
 	e.up.Add(good)
 	if _, _, err := m.Zip(ctx, good.Path, good.Version); err != nil {

@@ -44,6 +44,12 @@ type RequestObserver interface {
 // Options configure the handler.
 type Options struct {
 	Mirror *mirror.Mirror
+	// Catalog answers /index and /catalog; nil answers 404 there.
+	Catalog Catalog
+	// ZipRedirect, when positive, answers zip requests with a redirect
+	// to a URL of the object store valid that long (the store must
+	// sign URLs: see mirror.Mirror.ZipURL).
+	ZipRedirect time.Duration
 	// Observer is told of every request; nil for none.
 	Observer RequestObserver
 	// Metrics serves /metrics; nil answers 404 there.
@@ -62,13 +68,15 @@ type Options struct {
 
 // Handler serves Agora's HTTP endpoints.
 type Handler struct {
-	m       *mirror.Mirror
-	sumdb   http.Handler
-	log     *slog.Logger
-	logAddr bool
-	obs     RequestObserver
-	metrics http.Handler
-	ready   func(context.Context) error
+	m           *mirror.Mirror
+	cat         Catalog
+	zipRedirect time.Duration
+	sumdb       http.Handler
+	log         *slog.Logger
+	logAddr     bool
+	obs         RequestObserver
+	metrics     http.Handler
+	ready       func(context.Context) error
 }
 
 // New returns the handler.
@@ -76,7 +84,7 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{m: o.Mirror, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr,
+	return &Handler{m: o.Mirror, cat: o.Catalog, zipRedirect: o.ZipRedirect, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr,
 		obs: o.Observer, metrics: o.Metrics, ready: o.Ready}
 }
 
@@ -179,6 +187,12 @@ func (h *Handler) serve(w *recorder, r *http.Request) {
 		w.endpoint = "metrics"
 		h.metrics.ServeHTTP(w, r)
 		return
+	case p == "/index" && h.cat != nil:
+		h.serveIndex(w, r)
+		return
+	case p == "/catalog" && h.cat != nil:
+		h.serveCatalog(w, r)
+		return
 	case p == "/":
 		text(w, r, http.StatusOK, cacheNever, "Agora Go module mirror.\nSet GOPROXY to this server's URL.\n")
 		return
@@ -270,6 +284,17 @@ func outcome(hit bool, err error) string {
 type osFiler interface{ OSFile() *os.File }
 
 func (h *Handler) serveZip(w *recorder, r *http.Request, req protocol.Request) {
+	if h.zipRedirect > 0 {
+		u, hit, err := h.m.ZipURL(r.Context(), req.Module, req.Version, h.zipRedirect)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		w.cache = outcome(hit, nil)
+		w.Header().Set("Cache-Control", cacheNever) // the URL expires
+		http.Redirect(w, r, u, http.StatusFound)
+		return
+	}
 	obj, hit, err := h.m.Zip(r.Context(), req.Module, req.Version)
 	if err != nil {
 		h.fail(w, r, err)

@@ -26,7 +26,7 @@ func newBenchHandler(b *testing.B) (*Handler, *modtest.Built) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mi := mirror.New(mirror.Options{Store: st})
+	mi := mirror.New(mirror.Options{Store: st, Catalog: modtest.Meta(b)})
 	return New(Options{Mirror: mi, Logger: slog.New(slog.DiscardHandler)}), m
 }
 

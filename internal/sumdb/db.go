@@ -1,7 +1,6 @@
 package sumdb
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/mod/module"
 	xsumdb "golang.org/x/mod/sumdb"
 
+	"github.com/agora-mirror/agora/internal/meta"
 	"github.com/agora-mirror/agora/internal/store"
 	"github.com/agora-mirror/agora/internal/upstream"
 )
@@ -74,7 +74,7 @@ type DB struct {
 	remote     *upstream.Proxy // where database requests go, once known
 	remoteNext time.Time       // when to probe again after failing to find one
 
-	configMu sync.Mutex // serializes WriteConfig
+	state State
 
 	memMu sync.Mutex
 	mem   map[string]memEntry // short-lived answers: latest, partial tiles
@@ -88,8 +88,21 @@ type memEntry struct {
 	expires time.Time
 }
 
+// State keeps the verified tree head, shared by every replica. *meta.DB
+// implements it.
+type State interface {
+	// State returns the value of key, or an error matching
+	// meta.ErrNotFound.
+	State(ctx context.Context, key string) ([]byte, time.Time, error)
+	// SwapState sets key to new if its value is old (empty old: unset),
+	// and reports whether it did.
+	SwapState(ctx context.Context, key string, old, new []byte) (bool, error)
+}
+
 // Options configure a DB.
 type Options struct {
+	// State keeps the verified tree head; required.
+	State State
 	// Chain is the upstream proxy chain: the database is reached through
 	// the first of its proxies that answers /sumdb/<name>/supported, when
 	// Config.URL is empty.
@@ -103,8 +116,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// New returns the DB for cfg, keeping its cache and verified tree head in st.
+// New returns the DB for cfg, keeping its cache in st and its verified
+// tree head in o.State.
 func New(cfg Config, st store.Store, o Options) *DB {
+	if o.State == nil {
+		panic("sumdb: Options.State is required")
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +135,7 @@ func New(cfg Config, st store.Store, o Options) *DB {
 	d := &DB{
 		cfg:     cfg,
 		st:      st,
+		state:   o.State,
 		chain:   o.Chain,
 		opts:    o.Upstream,
 		nosum:   o.NoSum,
@@ -308,7 +326,8 @@ func (o *ops) ReadRemote(path string) ([]byte, error) {
 	return data, err
 }
 
-func (o *ops) latestKey() string { return "state/sumdb/" + o.d.cfg.Name + "/latest" }
+// latestKey is the state key of the verified tree head.
+func (o *ops) latestKey() string { return "sumdb " + o.d.cfg.Name + " latest" }
 
 func (o *ops) ReadConfig(file string) ([]byte, error) {
 	if file == "key" {
@@ -317,27 +336,28 @@ func (o *ops) ReadConfig(file string) ([]byte, error) {
 	if file != o.d.cfg.Name+"/latest" {
 		return nil, fmt.Errorf("unknown config file %q", file)
 	}
-	data, err := o.d.st.Get(context.Background(), o.latestKey())
-	if errors.Is(err, store.ErrNotExist) {
+	data, _, err := o.d.state.State(context.Background(), o.latestKey())
+	if errors.Is(err, meta.ErrNotFound) {
 		return nil, nil // start from an empty tree
 	}
 	return data, err
 }
 
+// WriteConfig moves the verified tree head from old to new, atomically
+// across replicas: if another one moved it first, the client is told of
+// the conflict and reads it again.
 func (o *ops) WriteConfig(file string, old, new []byte) error {
 	if file != o.d.cfg.Name+"/latest" {
 		return fmt.Errorf("unknown config file %q", file)
 	}
-	o.d.configMu.Lock()
-	defer o.d.configMu.Unlock()
-	cur, err := o.ReadConfig(file)
+	ok, err := o.d.state.SwapState(context.Background(), o.latestKey(), old, new)
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(cur, old) {
+	if !ok {
 		return xsumdb.ErrWriteConflict
 	}
-	return o.d.st.Replace(context.Background(), o.latestKey(), new)
+	return nil
 }
 
 func cacheKey(file string) string { return "sumdb/" + file }

@@ -168,6 +168,9 @@ func newDirect(t *testing.T, o Options) verifyEnv {
 	db := modtest.NewSumDB(t, dbName)
 	st := store.NewMemory(t.TempDir())
 	o.Upstream = fastUpstream
+	if o.State == nil {
+		o.State = modtest.Meta(t)
+	}
 	d := New(Config{Name: db.Name, Key: db.VerifierKey, URL: db.URL}, st, o)
 	return verifyEnv{db, d, st}
 }
@@ -183,6 +186,9 @@ func newThroughProxy(t *testing.T, o Options) verifyEnv {
 	st := store.NewMemory(t.TempDir())
 	o.Chain = chain
 	o.Upstream = fastUpstream
+	if o.State == nil {
+		o.State = modtest.Meta(t)
+	}
 	d := New(Config{Name: db.Name, Key: db.VerifierKey}, st, o)
 	return verifyEnv{db, d, st}
 }
@@ -311,14 +317,15 @@ func TestTreeHeadPersists(t *testing.T) {
 	logB := localServer(t, xsumdb.NewServer(xsumdb.NewTestServer(skey, gosumOf(a, b))))
 
 	st := store.NewMemory(t.TempDir())
+	md := modtest.Meta(t)
 	cfgA := Config{Name: dbName, Key: vkey, URL: logA.URL}
-	first := New(cfgA, st, Options{Upstream: fastUpstream})
+	first := New(cfgA, st, Options{State: md, Upstream: fastUpstream})
 	if err := first.Verify(ctx, a.Path, a.Version, a.ZipHash, a.ModHash); err != nil {
 		t.Fatalf("Verify against the first log: %v", err)
 	}
-	latest, err := st.Get(ctx, "state/sumdb/"+dbName+"/latest")
+	latest, _, err := md.State(ctx, "sumdb "+dbName+" latest")
 	if err != nil {
-		t.Fatalf("the verified tree head is not in the store: %v", err)
+		t.Fatalf("the verified tree head is not in the metadata database: %v", err)
 	}
 	verifier, err := note.NewVerifier(vkey)
 	if err != nil {
@@ -334,13 +341,13 @@ func TestTreeHeadPersists(t *testing.T) {
 	}
 
 	// A restart with the same store, in front of the same log: still fine.
-	again := New(cfgA, st, Options{Upstream: fastUpstream})
+	again := New(cfgA, st, Options{State: md, Upstream: fastUpstream})
 	if err := again.Verify(ctx, a.Path, a.Version, a.ZipHash, a.ModHash); err != nil {
 		t.Fatalf("Verify after a restart against the same log: %v", err)
 	}
 
 	// A restart in front of the forked log, which recorded b first.
-	forked := New(Config{Name: dbName, Key: vkey, URL: logB.URL}, st, Options{Upstream: fastUpstream})
+	forked := New(Config{Name: dbName, Key: vkey, URL: logB.URL}, st, Options{State: md, Upstream: fastUpstream})
 	err = forked.Verify(ctx, b.Path, b.Version, b.ZipHash, b.ModHash)
 	if err == nil {
 		t.Fatal("Verify against a forked log succeeded; want a security error")
@@ -351,7 +358,7 @@ func TestTreeHeadPersists(t *testing.T) {
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrChecksumMismatch) {
 		t.Errorf("a fork must not be reported as not found or a mismatch: %v", err)
 	}
-	if after, _ := st.Get(ctx, "state/sumdb/"+dbName+"/latest"); string(after) != string(latest) {
+	if after, _, _ := md.State(ctx, "sumdb "+dbName+" latest"); string(after) != string(latest) {
 		t.Errorf("the forked log's tree head replaced the verified one")
 	}
 }
@@ -371,7 +378,7 @@ func TestTransientFailureNotRemembered(t *testing.T) {
 		}
 		db.Handler().ServeHTTP(w, r)
 	}))
-	d := New(Config{Name: db.Name, Key: db.VerifierKey, URL: srv.URL}, store.NewMemory(t.TempDir()), Options{Upstream: fastUpstream})
+	d := New(Config{Name: db.Name, Key: db.VerifierKey, URL: srv.URL}, store.NewMemory(t.TempDir()), Options{State: modtest.Meta(t), Upstream: fastUpstream})
 
 	for round := range 2 {
 		down.Store(true)
@@ -415,7 +422,7 @@ func TestContextCancelled(t *testing.T) {
 		db.Handler().ServeHTTP(w, r)
 	}))
 	defer close(release)
-	d := New(Config{Name: db.Name, Key: db.VerifierKey, URL: srv.URL}, store.NewMemory(t.TempDir()), Options{Upstream: fastUpstream})
+	d := New(Config{Name: db.Name, Key: db.VerifierKey, URL: srv.URL}, store.NewMemory(t.TempDir()), Options{State: modtest.Meta(t), Upstream: fastUpstream})
 
 	ctx, cancel := context.WithCancel(testCtx(t))
 	errc := make(chan error, 1)
@@ -440,7 +447,7 @@ type handlerEnv struct {
 }
 
 func newHandlerEnv(t *testing.T, st store.Store, db *modtest.SumDB) handlerEnv {
-	d := New(Config{Name: db.Name, Key: db.VerifierKey, URL: db.URL}, st, Options{NoSum: "private.example.com", Upstream: fastUpstream})
+	d := New(Config{Name: db.Name, Key: db.VerifierKey, URL: db.URL}, st, Options{State: modtest.Meta(t), NoSum: "private.example.com", Upstream: fastUpstream})
 	return handlerEnv{db, d, NewHandler(d), st}
 }
 
@@ -663,7 +670,7 @@ func TestHandlerTileFromDatabase(t *testing.T) {
 	b := buildMod(t, "example.com/tile", "v1.0.0", "tile")
 	db.Add(b)
 	// Grow the database's log without going through the handler's DB.
-	other := New(Config{Name: db.Name, Key: db.VerifierKey, URL: db.URL}, store.NewMemory(t.TempDir()), Options{Upstream: fastUpstream})
+	other := New(Config{Name: db.Name, Key: db.VerifierKey, URL: db.URL}, store.NewMemory(t.TempDir()), Options{State: modtest.Meta(t), Upstream: fastUpstream})
 	if err := other.Verify(testCtx(t), b.Path, b.Version, b.ZipHash, b.ModHash); err != nil {
 		t.Fatal(err)
 	}
