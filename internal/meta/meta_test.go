@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agora-mirror/agora/internal/meta"
+	"github.com/agora-mirror/agora/internal/modtest"
 )
 
 // opener returns a new, empty database for each call, and a way to open
@@ -26,45 +25,10 @@ func TestSQLite(t *testing.T) {
 	})
 }
 
-var pgDatabases atomic.Int64
-
-// TestPostgres runs the suite against the PostgreSQL server at
-// AGORA_TEST_POSTGRES_URL (scripts/test starts a throwaway cluster and sets
-// it); each subtest gets a database of its own.
+// TestPostgres runs the suite against the test PostgreSQL server
+// (scripts/test starts one); each subtest gets a database of its own.
 func TestPostgres(t *testing.T) {
-	testMeta(t, func(t *testing.T) string { return PostgresDB(t) })
-}
-
-// PostgresDB creates an empty database on the test PostgreSQL server and
-// returns its URL; it skips the test when there is no server.
-func PostgresDB(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("AGORA_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("AGORA_TEST_POSTGRES_URL not set (scripts/test sets it when it can start PostgreSQL)")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := fmt.Sprintf("meta_test_%d_%d", time.Now().UnixNano(), pgDatabases.Add(1))
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin, err := sql.Open("pgx", base)
-		if err == nil {
-			admin.Exec("DROP DATABASE " + name + " WITH (FORCE)")
-			admin.Close()
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	testMeta(t, func(t *testing.T) string { return modtest.PostgresDB(t) })
 }
 
 func open(t *testing.T, dsn string) *meta.DB {

@@ -2,17 +2,13 @@ package store_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/agora-mirror/agora/internal/modtest"
 	"github.com/agora-mirror/agora/internal/store"
 )
 
@@ -24,24 +20,16 @@ func TestBlobMem(t *testing.T) {
 	})
 }
 
-var s3Prefixes atomic.Int64
-
-// TestS3 runs the conformance suite against a real S3-compatible server:
-// the bucket URL in AGORA_TEST_S3_URL (scripts/test starts versitygw and
-// sets it). Each subtest gets its own key prefix in the bucket.
+// TestS3 runs the conformance suite against a real S3-compatible server
+// (scripts/test starts versitygw); each subtest gets its own key prefix.
 func TestS3(t *testing.T) {
-	base := s3URL(t)
-	run := time.Now().UnixNano()
-	testStore(t, func(t *testing.T) store.Store {
-		return openBlob(t, withPrefix(t, base, fmt.Sprintf("conformance-%d-%d/", run, s3Prefixes.Add(1))))
-	})
+	testStore(t, func(t *testing.T) store.Store { return openBlob(t, modtest.S3Bucket(t)) })
 }
 
 // TestS3SignedURL checks that a pre-signed URL for a stored object can be
 // fetched, without credentials, from the S3 server.
 func TestS3SignedURL(t *testing.T) {
-	base := s3URL(t)
-	s := openBlob(t, withPrefix(t, base, fmt.Sprintf("signed-%d/", time.Now().UnixNano())))
+	s := openBlob(t, modtest.S3Bucket(t))
 	ctx := context.Background()
 	if err := s.Put(ctx, "m/@v/v1.0.0.zip", []byte("zip bytes")); err != nil {
 		t.Fatal(err)
@@ -57,25 +45,6 @@ func TestS3SignedURL(t *testing.T) {
 	if _, err := s.SignedURL(ctx, "../x", time.Minute); err == nil {
 		t.Error("SignedURL of an invalid key succeeded")
 	}
-}
-
-func s3URL(t *testing.T) string {
-	u := os.Getenv("AGORA_TEST_S3_URL")
-	if u == "" {
-		t.Skip("AGORA_TEST_S3_URL not set (scripts/test sets it when it can start versitygw)")
-	}
-	return u
-}
-
-func withPrefix(t *testing.T, base, prefix string) string {
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("prefix", strings.TrimPrefix(q.Get("prefix")+prefix, "/"))
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func openBlob(t *testing.T, u string) *store.Blob {
