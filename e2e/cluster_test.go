@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -284,4 +286,47 @@ func escPath(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return ep
+}
+
+// TestClusterZipRedirect: with zip_redirect, zip requests are answered with
+// a redirect to a pre-signed URL of the object store, which the go command
+// follows; the zip is still filled and checked by Agora first.
+func TestClusterZipRedirect(t *testing.T) {
+	f := newFixture(t)
+	c := startCluster(t, f, 1, "--zip-redirect", "5m")
+	a := c.Replicas[0]
+	b := f.mod(t, "example.com/hello@v1.1.0")
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(a.URL + "/example.com/hello/@v/v1.1.0.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "X-Amz-Signature=") {
+		t.Fatalf("zip request: %d, Location %q; want 302 to a pre-signed URL", resp.StatusCode, loc)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("redirect Cache-Control = %q, want no-store", cc)
+	}
+	code, _, body := get(t, loc)
+	if code != http.StatusOK || body != string(b.Zip) {
+		t.Fatalf("GET of the pre-signed URL: %d, %d bytes; want the module's zip", code, len(body))
+	}
+	out := mustGo(t, "", f.goEnv(t, a), "mod", "download", "-json", "example.com/hello@v1.1.0")
+	if !strings.Contains(out, `"Sum": "`+b.ZipHash+`"`) {
+		t.Errorf("go mod download through the redirect:\n%s", out)
+	}
+}
+
+// TestZipRedirectNeedsObjectStorage: zip_redirect with the disk store is a
+// configuration error, reported at start.
+func TestZipRedirectNeedsObjectStorage(t *testing.T) {
+	cmd := exec.Command(agoraBin, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--upstream", "off", "--sumdb", "off", "--zip-redirect", "5m")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "zip_redirect needs object storage") {
+		t.Errorf("agora serve --zip-redirect on a disk store: %v\n%s", err, out)
+	}
 }

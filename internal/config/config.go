@@ -118,8 +118,15 @@ var settings = func() []setting {
 	set, _ = str(func(c *Config) *string { return &c.Database })
 	add("database", "metadata database: sqlite:PATH, or postgres://user@host:port/db for several replicas (password from PGPASSWORD or PGPASSFILE) (default: sqlite:<data_dir>/agora.db)",
 		set, func(c *Config) string { return redactURL(c.Database) })
-	set, get = dur(func(c *Config) *time.Duration { return &c.ZipRedirect })
-	add("zip_redirect", "answer zip requests with a redirect to a pre-signed object storage URL valid this long, such as 15m (object storage only; default: Agora streams zips)", set, get)
+	add("zip_redirect", "answer zip requests with a redirect to a pre-signed object storage URL valid this long, such as 15m (object storage only; default 0: Agora streams zips)",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("want a duration such as 15m, or 0 for none, got %q", v)
+			}
+			c.ZipRedirect = d
+			return nil
+		}, func(c *Config) string { return c.ZipRedirect.String() })
 	set, get = str(func(c *Config) *string { return &c.Upstream })
 	add("upstream", "upstream proxies in GOPROXY syntax (default: go env GOPROXY)", set, get)
 	set, get = str(func(c *Config) *string { return &c.SumDB })

@@ -292,6 +292,45 @@ func TestZipFillsInfoAndMod(t *testing.T) {
 	}
 }
 
+// TestZipIsRecordedInCatalog: a filled zip enters the catalog with its
+// hashes, size, origin and verification; a version with only .info and
+// .mod held does not.
+func TestZipIsRecordedInCatalog(t *testing.T) {
+	e := newEnv(t, nil, mirror.Options{})
+	ctx := ctxFor(t)
+	pub := build(t, "example.com/recorded", "v1.0.0")
+	priv := build(t, private+"/recorded", "v1.0.0")
+	metaOnly := build(t, "example.com/metaonly", "v1.0.0")
+	e.publish(pub, priv, metaOnly)
+	for _, b := range []*modtest.Built{pub, priv} {
+		obj, _, err := e.m.Zip(ctx, b.Path, b.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj.Close()
+	}
+	if _, _, err := e.m.Mod(ctx, metaOnly.Path, metaOnly.Version); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		b    *modtest.Built
+		veri string
+	}{{pub, meta.Verified}, {priv, meta.Pinned}} {
+		rec, err := e.md.Version(ctx, tc.b.Path, tc.b.Version)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.b.Path, err)
+		}
+		if rec.ZipHash != tc.b.ZipHash || rec.ModHash != tc.b.ModHash || rec.Size != int64(len(tc.b.Zip)) ||
+			rec.Verification != tc.veri || !strings.HasPrefix(rec.Origin, e.up.URL) || rec.Added.IsZero() {
+			t.Errorf("%s: recorded %+v; want hashes %s %s, size %d, verification %s, origin %s",
+				tc.b.Path, rec, tc.b.ZipHash, tc.b.ModHash, len(tc.b.Zip), tc.veri, e.up.URL)
+		}
+	}
+	if _, err := e.md.Version(ctx, metaOnly.Path, metaOnly.Version); !errors.Is(err, meta.ErrNotFound) {
+		t.Errorf("a version without its zip is recorded: %v", err)
+	}
+}
+
 // zipOf builds a zip file by hand, entry by entry.
 func zipOf(t *testing.T, entries ...string) []byte {
 	t.Helper()
