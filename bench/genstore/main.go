@@ -34,6 +34,10 @@
 // paths go to a separate urls-big.txt beside it, so that a soak mixing
 // urls.txt does not spend its time on a few huge files.
 //
+// Every version is also recorded in the metadata database Agora opens by
+// default, <dir>/agora.db (SQLite), with its hashes, so that lists, the
+// catalog and the index know it; -meta=false skips that.
+//
 // genstore writes files in place, without temporary files or syncs: it is an
 // offline tool, to be run before the server starts.
 package main
@@ -41,6 +45,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -60,7 +65,10 @@ import (
 	"time"
 
 	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
+
+	"github.com/agora-mirror/agora/internal/meta"
 )
 
 type config struct {
@@ -73,6 +81,7 @@ type config struct {
 	prefix   string
 	seed     uint64
 	workers  int
+	meta     bool
 	urls     string
 	list     bool
 }
@@ -88,6 +97,7 @@ func main() {
 	flag.StringVar(&c.prefix, "prefix", "example.com/gen", "module path prefix")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the random content")
 	flag.IntVar(&c.workers, "workers", runtime.GOMAXPROCS(0), "goroutines writing versions")
+	flag.BoolVar(&c.meta, "meta", true, "record the versions in <dir>/agora.db")
 	flag.StringVar(&c.urls, "urls", "", "file to write the request paths to (default <dir>/urls.txt; - for standard output)")
 	flag.BoolVar(&c.list, "list", true, "also write each module's @v/list file (the GOPROXY file tree has it; Agora ignores it)")
 	flag.Usage = func() {
@@ -180,6 +190,33 @@ func run(c config) error {
 	fmt.Fprintf(os.Stderr, "genstore: %d modules x %d versions (zips ~%d bytes) + %d big zips (%d bytes) into %s, %d workers\n",
 		c.modules, c.versions, c.zipSize, c.bigCount, c.bigSize, c.dir, c.workers)
 
+	// One goroutine records versions in the metadata database, in the
+	// order they are written.
+	records := make(chan meta.Version, 1024)
+	recorded := make(chan error, 1)
+	if c.meta {
+		md, err := meta.Open(context.Background(), "sqlite:"+filepath.Join(c.dir, "agora.db"))
+		if err != nil {
+			return err
+		}
+		defer md.Close()
+		go func() {
+			var err error
+			for r := range records {
+				if err == nil {
+					_, _, err = md.AddVersion(context.Background(), r)
+				}
+			}
+			recorded <- err
+		}()
+	} else {
+		go func() {
+			for range records {
+			}
+			recorded <- nil
+		}()
+	}
+
 	jobs := make(chan job, 4*c.workers)
 	var (
 		done     atomic.Int64
@@ -193,7 +230,7 @@ func run(c config) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var w writer
+			w := writer{records: records}
 			for j := range jobs {
 				if failed.Load() {
 					continue // drain
@@ -222,6 +259,10 @@ func run(c config) error {
 	}
 	close(jobs)
 	wg.Wait()
+	close(records)
+	if err := <-recorded; err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("recording versions in agora.db: %w", err)
+	}
 	if firstErr != nil {
 		return firstErr
 	}
@@ -287,6 +328,7 @@ func writeURLs(name string, fill func(*bufio.Writer)) error {
 type writer struct {
 	zip     bytes.Buffer
 	content []byte
+	records chan<- meta.Version
 }
 
 // zipOverhead is roughly what a module zip adds to its content: two local
@@ -380,6 +422,18 @@ func (w *writer) version(c config, j job, dir, vers string, verIndex int) (int64
 	if err := os.WriteFile(base+".zip", w.zip.Bytes(), 0o644); err != nil {
 		return 0, err
 	}
+	zipHash, err := dirhash.HashZip(base+".zip", dirhash.Hash1)
+	if err != nil {
+		return 0, err
+	}
+	modHash, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(gomod)), nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	w.records <- meta.Version{Path: j.path, Version: vers, ZipHash: zipHash, ModHash: modHash,
+		Size: int64(w.zip.Len()), Origin: "genstore", Verification: meta.Pinned}
 	return int64(w.zip.Len()), nil
 }
 
