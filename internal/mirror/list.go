@@ -34,6 +34,13 @@ func listKey(path string) string {
 	return "list " + ep
 }
 
+// latestKey returns the state key of a module's last upstream @latest
+// answer.
+func latestKey(path string) string {
+	ep, _ := module.EscapePath(path)
+	return "latest " + ep
+}
+
 // parseList splits an upstream's list into tagged versions and
 // pseudo-versions, as the go command reads it: the first field of each
 // line, kept if it is a valid semantic version.
@@ -294,13 +301,23 @@ func (m *Mirror) Latest(ctx context.Context, path string) ([]byte, error) {
 			inf, out, perr := parseInfo(data, path)
 			if perr == nil {
 				if _, err := m.route(path, inf.Version); err == nil {
+					// Kept, to answer when the upstreams fail.
+					if err := m.cat.PutState(ctx, latestKey(path), out); err != nil {
+						m.log.Warn("saving @latest", "module", path, "err", err)
+					}
 					return out, nil
 				}
 			} else {
 				m.log.Warn("refused upstream @latest", "module", path, "source", src, "err", perr)
 			}
-		} else if !errors.Is(err, upstream.ErrNotFound) && len(v.pseudo) == 0 {
-			return nil, err
+		} else if !errors.Is(err, upstream.ErrNotFound) {
+			if out, _, serr := m.cat.State(ctx, latestKey(path)); serr == nil {
+				m.log.Warn("asking for @latest; serving the last answer", "module", path, "err", err)
+				return out, nil
+			}
+			if len(v.pseudo) == 0 {
+				return nil, err
+			}
 		}
 	}
 	if n := len(v.pseudo); n > 0 {

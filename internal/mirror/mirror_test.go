@@ -925,6 +925,27 @@ func TestLatest(t *testing.T) {
 	}
 }
 
+// TestLatestFromUpstreamSurvivesItsFailure: an upstream @latest answer
+// (a module with no tags) is kept, and served when the upstream fails.
+func TestLatestFromUpstreamSurvivesItsFailure(t *testing.T) {
+	const path = "example.com/untagged"
+	e := newEnv(t, nil, mirror.Options{ListTTL: time.Nanosecond})
+	ctx := ctxFor(t)
+	e.publish(build(t, path, pseudo1))
+	e.up.SetLatest(true)
+	first, err := e.m.Latest(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.up.Handle("/"+path+"/@latest", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	})
+	again, err := e.m.Latest(ctx, path)
+	if err != nil || string(again) != string(first) {
+		t.Errorf("Latest with the upstream failing = %q, %v; want the last answer %q", again, err, first)
+	}
+}
+
 func TestQuery(t *testing.T) {
 	const path = "example.com/query"
 	e := newEnv(t, nil, mirror.Options{})
