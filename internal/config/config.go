@@ -47,6 +47,7 @@ type Config struct {
 	LogFormat       string        // text or json
 	LogClientAddr   bool          // put client addresses in request logs
 	PprofListen     string        // address of the separate pprof listener; empty for none
+	Offline         bool          // never fetch: serve only what is held
 
 	// Private modules and version control.
 	Private           string            // GOPRIVATE-style patterns fetched from version control only
@@ -63,7 +64,8 @@ type Config struct {
 	// Routes and named upstream chains come from the file only.
 	Routes     []Route
 	Upstreams  map[string]string
-	ConfigFile string // the TOML file read, if any
+	ConfigFile string   // the TOML file read, if any
+	Args       []string // positional arguments, for subcommands that take them
 }
 
 // Route is a routing rule as configured: see internal/policy.
@@ -208,6 +210,14 @@ var settings = func() []setting {
 		c.LogClientAddr = b
 		return nil
 	}, func(c *Config) string { return strconv.FormatBool(c.LogClientAddr) })
+	add("offline", "never contact an upstream, version control or a checksum database: serve only what is held (imported with agora import)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		c.Offline = b
+		return nil
+	}, func(c *Config) string { return strconv.FormatBool(c.Offline) })
 	return s
 }()
 
@@ -233,10 +243,16 @@ func Defaults() Config {
 
 // Sources are the inputs Load reads besides the file.
 type Sources struct {
-	Args   []string              // command-line arguments after the subcommand
-	Getenv func(string) string   // environment; nil means os.Getenv
-	GoEnv  func() (GoEnv, error) // `go env`; nil means running the go command
-	Output io.Writer             // where -h output goes; nil means os.Stderr
+	Args []string // command-line arguments after the subcommand
+	// Command names the subcommand in usage messages ("agora serve" if
+	// empty); Flags registers its own flags besides the settings; with
+	// Positional, arguments after the flags are kept in Config.Args.
+	Command    string
+	Flags      func(*flag.FlagSet)
+	Positional bool
+	Getenv     func(string) string   // environment; nil means os.Getenv
+	GoEnv      func() (GoEnv, error) // `go env`; nil means running the go command
+	Output     io.Writer             // where -h output goes; nil means os.Stderr
 }
 
 // GoEnv holds the go command's settings Agora takes defaults from.
@@ -278,8 +294,15 @@ func Load(src Sources) (*Config, error) {
 	c := Defaults()
 
 	// Flags are parsed first, to find --config, but applied last.
-	fs := flag.NewFlagSet("agora serve", flag.ContinueOnError)
+	name := src.Command
+	if name == "" {
+		name = "agora serve"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	if src.Flags != nil {
+		src.Flags(fs)
+	}
 	flagVals := make(map[string]*string)
 	configFlag := fs.String("config", "", "TOML configuration file (also AGORA_CONFIG)")
 	for _, s := range settings {
@@ -288,8 +311,11 @@ func Load(src Sources) (*Config, error) {
 	if err := fs.Parse(src.Args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && !src.Positional {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if fs.NArg() > 0 {
+		c.Args = fs.Args()
 	}
 	given := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })

@@ -240,7 +240,11 @@ func (m *Mirror) versions(ctx context.Context, path string) (versions, error) {
 	if err != nil {
 		return v, err
 	}
-	e, uerr := m.upstreamList(ctx, rt.Source, path)
+	var e *listEntry
+	uerr := m.notHeld(path + "/@v/list")
+	if m.mayFetch(ctx) {
+		e, uerr = m.upstreamList(ctx, rt.Source, path)
+	}
 	if e != nil && e.NotFound != "" && len(tagged)+len(pseudo) == 0 {
 		uerr = &upstream.NotFoundError{Path: path, Answers: []string{e.NotFound}}
 	}
@@ -293,7 +297,7 @@ func (m *Mirror) Latest(ctx context.Context, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !offline(rt.Source) {
+	if !offline(rt.Source) && m.mayFetch(ctx) {
 		start := time.Now()
 		data, src, err := rt.Source.Latest(ctx, path)
 		m.obs.FetchDone(sourceKind(rt.Source, src), "latest", time.Since(start), err)

@@ -143,6 +143,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer is told of fetches and refusals; nil for none.
 	Observer Observer
+	// Offline: answer only from what is held; never ask an upstream or
+	// version control.
+	Offline bool
 }
 
 // Mirror answers module proxy requests from its store and upstreams.
@@ -154,6 +157,7 @@ type Mirror struct {
 	listTTL time.Duration
 	log     *slog.Logger
 	obs     Observer
+	offline bool
 	fills   flights
 	small   *lru
 
@@ -195,6 +199,7 @@ func New(o Options) *Mirror {
 		listTTL: o.ListTTL,
 		log:     o.Logger,
 		obs:     o.Observer,
+		offline: o.Offline,
 		fills:   flights{timeout: o.FillTimeout},
 		small:   newLRU(o.MemoryCache),
 		lists:   make(map[string]*listEntry),
@@ -253,6 +258,9 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 	if !errors.Is(err, store.ErrNotExist) {
 		return nil, false, err
 	}
+	if !m.mayFetch(ctx) {
+		return nil, false, m.notHeld(path + "@" + vers + ext)
+	}
 	if err := m.fill(ctx, "meta "+path+"@"+vers, func(ctx context.Context) error {
 		return m.fillMeta(ctx, path, vers)
 	}); err != nil {
@@ -278,6 +286,9 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 	}
 	if !errors.Is(err, store.ErrNotExist) {
 		return nil, false, err
+	}
+	if !m.mayFetch(ctx) {
+		return nil, false, m.notHeld(path + "@" + vers + ".zip")
 	}
 	// A zip is held only with its .info and .mod: get them first (and
 	// outside the zip's fill, so that a fill holds one lock at a time).
@@ -603,6 +614,9 @@ func (m *Mirror) Query(ctx context.Context, path, query string) ([]byte, error) 
 	rt, err := m.route(path, "")
 	if err != nil {
 		return nil, err
+	}
+	if !m.mayFetch(ctx) {
+		return nil, m.notHeld(path + "@" + query)
 	}
 	start := time.Now()
 	data, src, err := rt.Source.Query(ctx, path, query)

@@ -210,6 +210,10 @@ func (h *Handler) serve(w *recorder, r *http.Request) {
 		errorText(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if r.Header.Get("Disable-Module-Fetch") == "true" {
+		// As the public mirror's: answer only from what is held.
+		r = r.WithContext(mirror.WithoutFetch(r.Context()))
+	}
 	w.endpoint = req.Kind.String()
 	if req.Query {
 		w.endpoint = "query"

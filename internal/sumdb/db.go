@@ -74,7 +74,8 @@ type DB struct {
 	remote     *upstream.Proxy // where database requests go, once known
 	remoteNext time.Time       // when to probe again after failing to find one
 
-	state State
+	state   State
+	offline bool
 
 	memMu sync.Mutex
 	mem   map[string]memEntry // short-lived answers: latest, partial tiles
@@ -103,6 +104,9 @@ type State interface {
 type Options struct {
 	// State keeps the verified tree head; required.
 	State State
+	// Offline: never contact the database; answer from what is held
+	// (imported with agora import, or cached while online).
+	Offline bool
 	// Chain is the upstream proxy chain: the database is reached through
 	// the first of its proxies that answers /sumdb/<name>/supported, when
 	// Config.URL is empty.
@@ -136,6 +140,7 @@ func New(cfg Config, st store.Store, o Options) *DB {
 		cfg:     cfg,
 		st:      st,
 		state:   o.State,
+		offline: o.Offline,
 		chain:   o.Chain,
 		opts:    o.Upstream,
 		nosum:   o.NoSum,
@@ -305,6 +310,9 @@ func (d *DB) remoteProxy(ctx context.Context) (*upstream.Proxy, error) {
 
 // readRemote fetches a database path ("/lookup/...", "/tile/...", "/latest").
 func (d *DB) readRemote(ctx context.Context, path string) ([]byte, error) {
+	if d.offline {
+		return nil, fmt.Errorf("checksum database %s%s: not held here, and Agora is offline: %w", d.cfg.Name, path, upstream.ErrOff)
+	}
 	p, err := d.remoteProxy(ctx)
 	if err != nil {
 		return nil, err
@@ -326,8 +334,11 @@ func (o *ops) ReadRemote(path string) ([]byte, error) {
 	return data, err
 }
 
-// latestKey is the state key of the verified tree head.
-func (o *ops) latestKey() string { return "sumdb " + o.d.cfg.Name + " latest" }
+// LatestKey returns the state key of the verified tree head of the
+// database named name.
+func LatestKey(name string) string { return "sumdb " + name + " latest" }
+
+func (o *ops) latestKey() string { return LatestKey(o.d.cfg.Name) }
 
 func (o *ops) ReadConfig(file string) ([]byte, error) {
 	if file == "key" {

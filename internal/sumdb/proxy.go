@@ -3,6 +3,7 @@ package sumdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -141,12 +142,24 @@ func (d *DB) serveLookup(w http.ResponseWriter, r *http.Request, modver string) 
 				plain(w, http.StatusForbidden, path+": "+ErrPrivate.Error()+"\n")
 				return
 			}
+			key := cacheKey(d.cfg.Name + "/lookup/" + epath + "@" + evers)
+			if d.offline {
+				// Held records were verified when they entered the
+				// cache (looked up online, or imported).
+				data, err := d.st.Get(r.Context(), key)
+				if err != nil {
+					d.fail(w, fmt.Errorf("%s@%s: %w: not held here, and Agora is offline", path, vers, ErrNotFound))
+					return
+				}
+				reply(w, r, "text/plain; charset=utf-8", cacheForever, data)
+				return
+			}
 			if _, err := d.lookup(r.Context(), path, vers); err != nil {
 				d.fail(w, err)
 				return
 			}
 			// The record is now in the cache, verified.
-			data, err := d.st.Get(r.Context(), cacheKey(d.cfg.Name+"/lookup/"+epath+"@"+evers))
+			data, err := d.st.Get(r.Context(), key)
 			if err != nil {
 				d.fail(w, err)
 				return
@@ -205,6 +218,13 @@ func (d *DB) serveTile(w http.ResponseWriter, r *http.Request, path string) {
 // latest returns the database's latest signed tree head, cached briefly;
 // when the database cannot be reached it returns the last one seen.
 func (d *DB) latest(ctx context.Context) ([]byte, error) {
+	if d.offline {
+		data, _, err := d.state.State(ctx, LatestKey(d.cfg.Name))
+		if err != nil {
+			return nil, fmt.Errorf("checksum database %s: %w: no tree head held, and Agora is offline", d.cfg.Name, ErrNotFound)
+		}
+		return data, nil
+	}
 	if data, ok := d.memGet("latest"); ok {
 		return data, nil
 	}
