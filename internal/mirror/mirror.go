@@ -33,7 +33,6 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 	"golang.org/x/mod/sumdb/dirhash"
-	modzip "golang.org/x/mod/zip"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/agora-mirror/agora/internal/meta"
@@ -571,20 +570,22 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 // regular files only, and with the checksum database's hash (or, for
 // modules exempt from the database, with the go.mod already held).
 func (m *Mirror) checkZip(ctx context.Context, rt Route, path, vers, name, src string) (string, error) {
-	bad := func(reason string) error {
-		return m.refused(&BadContentError{Module: path, Version: vers, File: "zip", Source: src, Reason: reason})
+	// No checksum database vouches for the zip: at least its go.mod must
+	// be the .mod file held for the version.
+	var held []byte
+	if !rt.Verify {
+		var err error
+		if held, err = m.st.Get(ctx, fileKey(path, vers, ".mod")); err != nil {
+			return "", err
+		}
 	}
-	mv := module.Version{Path: path, Version: vers}
-	if _, err := modzip.CheckZip(mv, name); err != nil {
-		return "", bad(err.Error())
-	}
-	inZip, err := inspectZip(name, path+"@"+vers+"/go.mod")
+	h, _, err := CheckFiles(path, vers, nil, held, name)
 	if err != nil {
-		return "", bad(err.Error())
-	}
-	h, err := dirhash.HashZip(name, dirhash.Hash1)
-	if err != nil {
-		return "", bad(err.Error())
+		var bc *BadContentError
+		if errors.As(err, &bc) {
+			bc.Source = src
+		}
+		return "", m.refused(err)
 	}
 	if rt.Verify {
 		if err := m.verify.Verify(ctx, path, vers, h, ""); err != nil {
@@ -594,15 +595,6 @@ func (m *Mirror) checkZip(ctx context.Context, rt Route, path, vers, name, src s
 			return "", err
 		}
 		return h, nil
-	}
-	// No checksum database vouches for the zip: at least its go.mod must
-	// be the .mod file held for the version.
-	held, err := m.st.Get(ctx, fileKey(path, vers, ".mod"))
-	if err != nil {
-		return "", err
-	}
-	if inZip != nil && string(inZip) != string(held) {
-		return "", bad("its go.mod differs from the version's .mod file")
 	}
 	return h, m.pin(ctx, path, vers, "zip", h, src)
 }

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
+	modzip "golang.org/x/mod/zip"
 )
 
 // inspectZip checks what x/mod/zip.CheckZip leaves alone: every entry
@@ -40,4 +44,47 @@ func inspectZip(zipName, goMod string) ([]byte, error) {
 		}
 	}
 	return data, nil
+}
+
+// CheckFiles checks a version's files as they are checked on ingest, for
+// files that come from elsewhere (a bundle being imported, the store being
+// verified): the .info must name the version, the zip must be well-formed
+// by the go command's rules with only regular files, and a go.mod inside
+// it must be the .mod file. It returns the h1: hashes of the zip and the
+// go.mod. Any of info, mod and zipName may be empty to skip that file.
+func CheckFiles(path, vers string, info, mod []byte, zipName string) (zipHash, modH string, err error) {
+	bad := func(file, reason string) error {
+		return &BadContentError{Module: path, Version: vers, File: file, Source: "local", Reason: reason}
+	}
+	if info != nil {
+		inf, _, err := parseInfo(info, path)
+		if err == nil && inf.Version != vers {
+			err = fmt.Errorf("info is for version %s", inf.Version)
+		}
+		if err != nil {
+			return "", "", bad("info", err.Error())
+		}
+	}
+	if mod != nil {
+		if modH, err = modHash(mod); err != nil {
+			return "", "", bad("mod", err.Error())
+		}
+	}
+	if zipName == "" {
+		return "", modH, nil
+	}
+	if _, err := modzip.CheckZip(module.Version{Path: path, Version: vers}, zipName); err != nil {
+		return "", "", bad("zip", err.Error())
+	}
+	inZip, err := inspectZip(zipName, path+"@"+vers+"/go.mod")
+	if err != nil {
+		return "", "", bad("zip", err.Error())
+	}
+	if inZip != nil && mod != nil && string(inZip) != string(mod) {
+		return "", "", bad("zip", "its go.mod differs from the version's .mod file")
+	}
+	if zipHash, err = dirhash.HashZip(zipName, dirhash.Hash1); err != nil {
+		return "", "", bad("zip", err.Error())
+	}
+	return zipHash, modH, nil
 }
