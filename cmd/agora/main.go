@@ -3,9 +3,14 @@
 // Usage:
 //
 //	agora serve [flags]
+//	agora prefetch [flags] [go.mod | go.sum | go.work | dir | list file]...
+//	agora export [flags] -o FILE [-since TIME | module@version...]
+//	agora import [flags] FILE
+//	agora verify [flags] [-quarantine]
+//	agora prune [flags] -unused-for DURATION [-keep go.sum]... [-apply]
 //
-// Run "agora serve -h" for the flags; each has a matching AGORA_*
-// environment variable and TOML file setting.
+// Run "agora <command> -h" for the flags; the settings each have a
+// matching AGORA_* environment variable and TOML file setting.
 package main
 
 import (
@@ -26,7 +31,14 @@ import (
 const usage = `agora: a Go module mirror
 
 Usage:
-  agora serve [flags]   serve the module proxy protocol (agora serve -h for flags)
+  agora serve [flags]      serve the module proxy protocol
+  agora prefetch [flags]   fill the cache with what go.mod, go.sum, go.work files or module@version lists need
+  agora export [flags]     write a bundle of module versions and their checksum database proofs
+  agora import [flags]     check a bundle and load it into the store
+  agora verify [flags]     re-hash every stored version; quarantine what is corrupt or missing
+  agora prune [flags]      remove versions not requested for a while (dry run unless -apply)
+
+Run agora <command> -h for its flags.
 `
 
 func main() {
@@ -41,6 +53,14 @@ func run(args []string, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "export":
+		return export(args[1:], stderr)
+	case "import":
+		return importBundle(args[1:], stderr)
+	case "verify":
+		return verifyStore(args[1:], stderr)
+	case "prune":
+		return pruneStore(args[1:], stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stderr, usage)
 		return 0

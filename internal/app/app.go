@@ -33,6 +33,7 @@ type App struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	handler http.Handler
+	mirror  *mirror.Mirror
 	closers []func() error
 }
 
@@ -59,6 +60,55 @@ func databaseDSN(cfg *config.Config) string {
 	return "sqlite:" + filepath.Join(cfg.DataDir, "agora.db")
 }
 
+// Data is a mirror's stored data, for the commands that work on it
+// directly: the store, the metadata database and the checksum database
+// configuration (nil when there is none).
+type Data struct {
+	Store   store.Store
+	Meta    *meta.DB
+	SumDB   *sumdb.Config
+	closers []func() error
+}
+
+// OpenData opens the store and the metadata database cfg names.
+func OpenData(ctx context.Context, cfg *config.Config) (d *Data, err error) {
+	d = new(Data)
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	st, closeStore, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.Store = st
+	d.closers = append(d.closers, closeStore)
+	if d.Meta, err = meta.Open(ctx, databaseDSN(cfg)); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, d.Meta.Close)
+	sc, err := sumdb.ParseGOSUMDB(cfg.SumDB)
+	switch {
+	case errors.Is(err, sumdb.ErrOff):
+	case err != nil:
+		return nil, err
+	default:
+		d.SumDB = &sc
+	}
+	return d, nil
+}
+
+// Close releases the store and the database.
+func (d *Data) Close() error {
+	var errs []error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		errs = append(errs, d.closers[i]())
+	}
+	d.closers = nil
+	return errors.Join(errs...)
+}
+
 // New builds an App from cfg. Close releases what it opened.
 func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	a := &App{cfg: cfg, log: log}
@@ -69,22 +119,20 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, closeStore, err := openStore(ctx, cfg)
+	data, err := OpenData(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, closeStore)
-	md, err := meta.Open(ctx, databaseDSN(cfg))
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, md.Close)
+	a.closers = append(a.closers, data.Close)
+	st, md := data.Store, data.Meta
 	uopts := upstream.Options{Timeout: cfg.UpstreamTimeout, Logger: log}
 	chain, err := upstream.ParseChain(cfg.Upstream, uopts)
 	if err != nil {
 		return nil, err
 	}
-	if chain.Off() && !chain.Direct {
+	if cfg.Offline {
+		log.Warn("offline: serving only what is held; no upstream, version control or checksum database is contacted")
+	} else if chain.Off() && !chain.Direct {
 		log.Warn("no upstream proxy: serving only what the store holds (and what routes fetch from version control)", "upstream", cfg.Upstream)
 	}
 	fetcher, err := newFetcher(cfg, log)
@@ -97,6 +145,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	}
 	met := metrics.New()
 	mo := mirror.Options{
+		Offline:     cfg.Offline,
 		Observer:    met,
 		Store:       st,
 		Catalog:     md,
@@ -117,14 +166,10 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 			}
 			return md.Ping(ctx)
 		}}
-	dbCfg, err := sumdb.ParseGOSUMDB(cfg.SumDB)
-	switch {
-	case errors.Is(err, sumdb.ErrOff):
+	if data.SumDB == nil {
 		log.Warn("no checksum database: module hashes are not verified against one, only pinned when first fetched", "sumdb", cfg.SumDB)
-	case err != nil:
-		return nil, err
-	default:
-		db := sumdb.New(dbCfg, st, sumdb.Options{State: md, Chain: chain, Upstream: uopts, NoSum: noSum, Logger: log})
+	} else {
+		db := sumdb.New(*data.SumDB, st, sumdb.Options{State: md, Offline: cfg.Offline, Chain: chain, Upstream: uopts, NoSum: noSum, Logger: log})
 		mo.Verifier = db
 		router.Verify = true
 		so.SumDB = sumdb.NewHandler(db)
@@ -137,6 +182,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		return float64(so.Mirror.FillsInProgress())
 	})
 	a.handler = server.New(so)
+	a.mirror = so.Mirror
 	return a, nil
 }
 
@@ -263,6 +309,31 @@ func (a *App) Serve(ctx context.Context, grace time.Duration) error {
 	a.log.Info("agora serving", attrs...)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// Which versions are requested is recorded once a minute (for
+	// prune), and at shutdown.
+	flushDone := make(chan struct{})
+	defer func() {
+		close(flushDone)
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.mirror.FlushUsage(fctx); err != nil {
+			a.log.Warn("recording version usage", "err", err)
+		}
+	}()
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-flushDone:
+				return
+			case <-t.C:
+				if err := a.mirror.FlushUsage(context.Background()); err != nil {
+					a.log.Warn("recording version usage", "err", err)
+				}
+			}
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err

@@ -219,6 +219,45 @@ func testMeta(t *testing.T, newDB opener) {
 		}
 	})
 
+	t.Run("UsageAndPrune", func(t *testing.T) {
+		db := open(t, newDB(t))
+		for _, v := range []string{"v1.0.0", "v1.1.0", "v1.2.0"} {
+			if _, _, err := db.AddVersion(ctx, version("example.com/p", v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		idx, _ := db.Index(ctx, time.Time{}, 10)
+		later := time.Now().Add(time.Hour)
+		if err := db.Touch(ctx, []meta.Use{{Path: "example.com/p", Version: "v1.1.0", At: later}}); err != nil {
+			t.Fatal(err)
+		}
+		unused, err := db.Unused(ctx, later.Add(-time.Minute))
+		if err != nil || len(unused) != 2 || unused[0].Version != "v1.0.0" || unused[1].Version != "v1.2.0" {
+			t.Fatalf("Unused = %+v, %v; want v1.0.0 and v1.2.0 (v1.1.0 was used)", unused, err)
+		}
+		if err := db.MarkPruned(ctx, "example.com/p", "v1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		vs, _ := db.Versions(ctx, "example.com/p")
+		if len(vs) != 2 || vs[0].Version != "v1.1.0" {
+			t.Errorf("Versions after pruning v1.0.0 = %+v", vs)
+		}
+		if after, _ := db.Index(ctx, time.Time{}, 10); len(after) != 3 || after[0] != idx[0] {
+			t.Errorf("the index lost a pruned version's entry: %+v", after)
+		}
+		if m, v, _ := db.Counts(ctx); m != 1 || v != 2 {
+			t.Errorf("Counts after a prune = %d, %d; want 1, 2", m, v)
+		}
+		// Fetched again: held again, with its first index entry.
+		rec, added, err := db.AddVersion(ctx, version("example.com/p", "v1.0.0"))
+		if err != nil || added || rec != idx[0] {
+			t.Errorf("AddVersion of a pruned version = %+v, %v, %v", rec, added, err)
+		}
+		if vs, _ := db.Versions(ctx, "example.com/p"); len(vs) != 3 {
+			t.Errorf("Versions after re-adding = %+v", vs)
+		}
+	})
+
 	t.Run("State", func(t *testing.T) {
 		db := open(t, newDB(t))
 		if _, _, err := db.State(ctx, "k"); !errors.Is(err, meta.ErrNotFound) {

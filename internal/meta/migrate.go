@@ -27,6 +27,10 @@ var migrations = []string{
 		value   TEXT NOT NULL,
 		updated BIGINT NOT NULL
 	);`,
+	// 2: when each version was last requested (for prune), and versions
+	// pruned: their files are gone, their index entry stays.
+	`ALTER TABLE versions ADD COLUMN last_used BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE versions ADD COLUMN pruned BIGINT NOT NULL DEFAULT 0;`,
 }
 
 // migrationLock serializes migrations between replicas (PostgreSQL).

@@ -39,7 +39,12 @@ func (d *DB) AddVersion(ctx context.Context, v Version) (rec Version, added bool
 	}
 	old, err := scanVersion(tx.QueryRowContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? AND version = ?`), v.Path, v.Version))
 	if err == nil {
-		return old, false, nil
+		// Held again after a prune: held, with its first index entry.
+		if _, err := tx.ExecContext(ctx, d.q(`UPDATE versions SET pruned = 0, last_used = ? WHERE path = ? AND version = ? AND pruned <> 0`),
+			time.Now().UnixMicro(), v.Path, v.Version); err != nil {
+			return Version{}, false, fmt.Errorf("meta: %w", err)
+		}
+		return old, false, tx.Commit()
 	}
 	if !errors.Is(err, ErrNotFound) {
 		return Version{}, false, err
@@ -101,10 +106,58 @@ func (d *DB) Version(ctx context.Context, path, version string) (Version, error)
 	return scanVersion(d.db.QueryRowContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? AND version = ?`), path, version))
 }
 
-// Versions returns the versions of path held, in the order they were
-// added.
+// Versions returns the versions of path held (not pruned), in the order
+// they were added.
 func (d *DB) Versions(ctx context.Context, path string) ([]Version, error) {
-	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? ORDER BY added`), path))
+	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? AND pruned = 0 ORDER BY added`), path))
+}
+
+// Use is a version requested at a time.
+type Use struct {
+	Path, Version string
+	At            time.Time
+}
+
+// Touch records when versions were last requested.
+func (d *DB) Touch(ctx context.Context, uses []Use) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, d.q(`UPDATE versions SET last_used = ? WHERE path = ? AND version = ? AND last_used < ?`))
+	if err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
+	defer stmt.Close()
+	for _, u := range uses {
+		at := u.At.UnixMicro()
+		if _, err := stmt.ExecContext(ctx, at, u.Path, u.Version, at); err != nil {
+			return fmt.Errorf("meta: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
+	return nil
+}
+
+// Unused returns the versions held that were neither added nor requested
+// since before, oldest first.
+func (d *DB) Unused(ctx context.Context, before time.Time) ([]Version, error) {
+	b := before.UnixMicro()
+	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions
+		WHERE pruned = 0 AND added < ? AND last_used < ? ORDER BY added`), b, b))
+}
+
+// MarkPruned records that a version's files were removed: it is no longer
+// held (lists and the catalog leave it out) but keeps its index entry.
+func (d *DB) MarkPruned(ctx context.Context, path, version string) error {
+	_, err := d.db.ExecContext(ctx, d.q(`UPDATE versions SET pruned = ? WHERE path = ? AND version = ?`), time.Now().UnixMicro(), path, version)
+	if err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
+	return nil
 }
 
 // Index returns up to limit versions added at or after since, oldest
@@ -123,13 +176,13 @@ type Module struct {
 // path order, with their versions; if match is not empty, only paths
 // containing it (case-insensitively) are listed.
 func (d *DB) Modules(ctx context.Context, after, match string, limit int) ([]Module, error) {
-	cond, args := `path > ?`, []any{after}
+	cond, args := `path > ? AND pruned = 0`, []any{after}
 	if match != "" {
 		cond += ` AND LOWER(path) LIKE ? ESCAPE '\'`
 		args = append(args, "%"+likeEscape(strings.ToLower(match))+"%")
 	}
 	args = append(args, limit)
-	vs, err := scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path IN (
+	vs, err := scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE pruned = 0 AND path IN (
 		SELECT DISTINCT path FROM versions WHERE `+cond+` ORDER BY path LIMIT ?
 	) ORDER BY path, added`), args...))
 	if err != nil {
@@ -150,9 +203,9 @@ func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// Counts returns the number of modules and of versions held.
+// Counts returns the number of modules and of versions held (not pruned).
 func (d *DB) Counts(ctx context.Context) (modules, versions int64, err error) {
-	err = d.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT path), COUNT(*) FROM versions`).Scan(&modules, &versions)
+	err = d.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT path), COUNT(*) FROM versions WHERE pruned = 0`).Scan(&modules, &versions)
 	if err != nil {
 		return 0, 0, fmt.Errorf("meta: %w", err)
 	}

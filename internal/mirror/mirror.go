@@ -98,6 +98,8 @@ type Catalog interface {
 	// Lock waits for the named lock, held across all replicas, and
 	// returns its release.
 	Lock(ctx context.Context, name string) (unlock func(), err error)
+	// Touch records when versions were last requested.
+	Touch(ctx context.Context, uses []meta.Use) error
 }
 
 // Observer is told what the mirror does, for metrics.
@@ -162,6 +164,9 @@ type Mirror struct {
 
 	listMu sync.Mutex
 	lists  map[string]*listEntry
+
+	usedMu  sync.Mutex
+	usedSet map[useKey]struct{}
 }
 
 // New returns a Mirror.
@@ -202,6 +207,7 @@ func New(o Options) *Mirror {
 		fills:   flights{timeout: o.FillTimeout},
 		small:   newLRU(o.MemoryCache),
 		lists:   make(map[string]*listEntry),
+		usedSet: make(map[useKey]struct{}),
 	}
 }
 
@@ -215,9 +221,11 @@ func escaped(path, vers string) (string, string) {
 	return ep, ev
 }
 
-// fileKey returns the store key of a version's file; ext is ".info",
+// FileKey returns the store key of a version's file; ext is ".info",
 // ".mod" or ".zip". Keys follow the GOPROXY layout, so a store directory
 // can itself serve as a GOPROXY=file:// tree.
+func FileKey(path, vers, ext string) string { return fileKey(path, vers, ext) }
+
 func fileKey(path, vers, ext string) string {
 	ep, ev := escaped(path, vers)
 	return "mod/" + ep + "/@v/" + ev + ext
@@ -245,6 +253,7 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 	if _, err := m.route(path, vers); err != nil {
 		return nil, false, err
 	}
+	m.used(path, vers)
 	key := fileKey(path, vers, ext)
 	if data, ok := m.small.get(key); ok {
 		return data, true, nil
@@ -278,6 +287,7 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 	if _, err := m.route(path, vers); err != nil {
 		return nil, false, err
 	}
+	m.used(path, vers)
 	key := fileKey(path, vers, ".zip")
 	obj, err := m.st.Open(ctx, key)
 	if err == nil {

@@ -30,7 +30,10 @@ func (e *ChangedError) Error() string {
 // Is reports whether target is ErrChanged or ErrBadUpstream.
 func (e *ChangedError) Is(target error) bool { return target == ErrChanged || target == ErrBadUpstream }
 
-// pinKey returns where the hash of a version's file is recorded.
+// PinKey returns the store key where the hash of a version's file ("zip"
+// or "go.mod") is recorded when no checksum database vouches for it.
+func PinKey(path, vers, file string) string { return pinKey(path, vers, file) }
+
 func pinKey(path, vers, file string) string {
 	ext := ".zip"
 	if file == "go.mod" {

@@ -200,6 +200,12 @@ func (d *DB) serveTile(w http.ResponseWriter, r *http.Request, path string) {
 		reply(w, r, "application/octet-stream", cache, data)
 		return
 	}
+	if d.offline {
+		if data, ok := TileFromWider(path, func(p string) ([]byte, bool) { return d.heldTile(ctx, p) }); ok {
+			reply(w, r, "application/octet-stream", cache, data)
+			return
+		}
+	}
 	data, err := d.readRemote(ctx, "/"+path)
 	if err != nil {
 		d.fail(w, err)
@@ -263,4 +269,35 @@ func (d *DB) memPut(key string, data []byte, ttl time.Duration) {
 		}
 	}
 	d.mem[key] = memEntry{data: data, expires: time.Now().Add(ttl)}
+}
+
+// TileFromWider returns the partial hash tile at path ("tile/H/L/N.p/W"),
+// cut from a wider copy of the same tile that have finds: the log only
+// grows, so a tile's first W hashes never change, and a narrower tile is a
+// prefix of a wider one. It lets an offline mirror answer for a tree size
+// it holds no tile of exactly.
+func TileFromWider(path string, have func(path string) ([]byte, bool)) ([]byte, bool) {
+	t, err := tlog.ParseTilePath(path)
+	if err != nil || t.L < 0 || t.W >= 1<<t.H {
+		return nil, false
+	}
+	for w := 1 << t.H; w > t.W; w-- {
+		wider := t
+		wider.W = w
+		if data, ok := have(wider.Path()); ok && len(data) >= t.W*tlog.HashSize {
+			return data[:t.W*tlog.HashSize], true
+		}
+	}
+	return nil, false
+}
+
+// heldTile returns a tile held in the verified or the raw cache.
+func (d *DB) heldTile(ctx context.Context, path string) ([]byte, bool) {
+	if data, err := d.st.Get(ctx, cacheKey(d.cfg.Name+"/"+path)); err == nil {
+		return data, true
+	}
+	if data, err := d.st.Get(ctx, "sumdb-raw/"+d.cfg.Name+"/"+path); err == nil {
+		return data, true
+	}
+	return nil, false
 }

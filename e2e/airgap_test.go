@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/agora-mirror/agora/internal/bundle"
+	"github.com/agora-mirror/agora/internal/modtest"
+)
+
+// agoraCmd runs an agora subcommand to completion and returns its output.
+func agoraCmd(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(agoraBin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustAgora(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	out, err := agoraCmd(t, env, args...)
+	if err != nil {
+		t.Fatalf("agora %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// project writes a main module that imports the given fixture modules
+// and returns its directory.
+func project(t *testing.T, requires map[string]string, imports ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	var gomod strings.Builder
+	gomod.WriteString("module example.com/app\n\ngo 1.21\n\nrequire (\n")
+	for p, v := range requires {
+		gomod.WriteString("\t" + p + " " + v + "\n")
+	}
+	gomod.WriteString(")\n")
+	writeFile(t, dir, "go.mod", gomod.String())
+	var src strings.Builder
+	src.WriteString("package main\n\nimport (\n\t\"fmt\"\n")
+	for i, imp := range imports {
+		src.WriteString("\tm" + string(rune('a'+i)) + " \"" + imp + "\"\n")
+	}
+	src.WriteString(")\n\nfunc main() {\n")
+	for i := range imports {
+		src.WriteString("\tfmt.Println(m" + string(rune('a'+i)) + ".Hello())\n")
+	}
+	src.WriteString("}\n")
+	writeFile(t, dir, "main.go", src.String())
+	return dir
+}
+
+// rewriteBundle copies a bundle, passing each entry through edit (which
+// returns the new content, or nil to drop the entry).
+func rewriteBundle(t *testing.T, src, dst string, edit func(name string, data []byte) []byte) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var out bytes.Buffer
+	tr, tw := tar.NewReader(in), tar.NewWriter(&out)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data = edit(hdr.Name, data); data == nil {
+			continue
+		}
+		hdr.Size = int64(len(data))
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	tw.Close()
+	if err := os.WriteFile(dst, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot lists every file under dir with its size, to show that a
+// failed import changed nothing.
+func snapshot(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if strings.HasPrefix(rel, ".tmp") {
+			return nil
+		}
+		info, _ := d.Info()
+		out = append(out, fmt.Sprintf("%s %d", rel, info.Size()))
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
+
+// TestAirGap: a project's modules go from an online Agora, through a bundle,
+// to an offline Agora with no upstream at all, from which the go command
+// downloads, builds and verifies the project with the test checksum
+// database verified through the offline Agora.
+func TestAirGap(t *testing.T) {
+	f := newFixture(t)
+	online := startAgora(t, "", nil, f.agoraArgs("")...)
+	app := project(t, map[string]string{"example.com/hello": "v1.1.0", "github.com/Upper/Case": "v1.0.0"},
+		"example.com/hello", "github.com/Upper/Case")
+	mustGo(t, app, f.goEnv(t, online, "GOFLAGS=-mod=mod"), "mod", "download", "all")
+
+	bundleFile := filepath.Join(t.TempDir(), "modules.agora")
+	out := mustAgora(t, nil, "export", "--data-dir", online.DataDir, "--sumdb", f.DB.VerifierKey, "-o", bundleFile,
+		"example.com/hello@v1.1.0", "github.com/Upper/Case@v1.0.0")
+	t.Logf("export: %s", out)
+
+	offDir := t.TempDir()
+	offArgs := []string{"--data-dir", offDir, "--sumdb", f.DB.VerifierKey}
+	out = mustAgora(t, nil, append([]string{"import"}, append(offArgs, bundleFile)...)...)
+	if !strings.Contains(out, "2 versions added") {
+		t.Errorf("import: %s", out)
+	}
+	// The online world is gone: only the offline Agora remains.
+	online.stop(t)
+	f.Up.Close()
+	offline := startAgora(t, offDir, nil, "--upstream", "off", "--offline", "true", "--sumdb", f.DB.VerifierKey)
+
+	env := f.goEnv(t, offline, "GOFLAGS=-mod=mod")
+	fresh := project(t, map[string]string{"example.com/hello": "v1.1.0", "github.com/Upper/Case": "v1.0.0"},
+		"example.com/hello", "github.com/Upper/Case")
+	mustGo(t, fresh, env, "mod", "download", "all")
+	mustGo(t, fresh, env, "build", "-o", filepath.Join(t.TempDir(), "app"), ".")
+	if out := mustGo(t, fresh, env, "mod", "verify"); !strings.Contains(out, "all modules verified") {
+		t.Errorf("go mod verify: %s", out)
+	}
+	sum := readFile(t, fresh, "go.sum")
+	for _, pv := range []string{"example.com/hello@v1.1.0", "github.com/Upper/Case@v1.0.0"} {
+		b := f.mod(t, pv)
+		if !strings.Contains(sum, b.Path+" "+b.Version+" "+b.ZipHash) {
+			t.Errorf("go.sum lacks %s's hash:\n%s", pv, sum)
+		}
+	}
+	// What the bundle lacks is a 404, not an attempt to go out.
+	code, _, body := get(t, offline.URL+"/example.com/hello/@v/v1.0.0.info")
+	if code != 404 || !strings.Contains(body, "offline") {
+		t.Errorf("a version not imported: %d %s", code, body)
+	}
+	code, _, body = get(t, offline.URL+"/example.com/hello/@v/list")
+	if code != 200 || body != "v1.1.0\n" {
+		t.Errorf("offline list = %d %q, want only the imported version", code, body)
+	}
+}
+
+// TestImportRejectsBadBundles: a flipped byte in a zip, a forged hash and a
+// truncated bundle are each refused whole, and the store is unchanged.
+func TestImportRejectsBadBundles(t *testing.T) {
+	f := newFixture(t)
+	online := startAgora(t, "", nil, f.agoraArgs("")...)
+	mustGo(t, "", f.goEnv(t, online), "mod", "download", "example.com/hello@v1.1.0", "example.com/hello/v2@v2.0.0")
+	good := filepath.Join(t.TempDir(), "good.agora")
+	mustAgora(t, nil, "export", "--data-dir", online.DataDir, "--sumdb", f.DB.VerifierKey, "-o", good,
+		"example.com/hello@v1.1.0", "example.com/hello/v2@v2.0.0")
+
+	other := modtest.MustBuild(t, modtest.Module{Path: "example.com/hello", Version: "v1.1.0",
+		Files: helloFiles("example.com/hello", "forged")})
+	dir := t.TempDir()
+	bad := map[string]func(string) string{
+		"flipped byte in a zip": func(name string) string {
+			rewriteBundle(t, good, name, func(n string, data []byte) []byte {
+				if strings.HasSuffix(n, "v2.0.0.zip") {
+					data[len(data)/2] ^= 0x01
+				}
+				return data
+			})
+			return name
+		},
+		"forged hash": func(name string) string {
+			// Another zip for v1.1.0, with a manifest that agrees
+			// with it: only the checksum database proof can tell.
+			rewriteBundle(t, good, name, func(n string, data []byte) []byte {
+				switch {
+				case n == bundle.ManifestName:
+					var m bundle.Manifest
+					json.Unmarshal(data, &m)
+					for i := range m.Versions {
+						if m.Versions[i].Version == "v1.1.0" {
+							m.Versions[i].ZipHash = other.ZipHash
+						}
+					}
+					data, _ = json.Marshal(m)
+				case strings.HasSuffix(n, "hello/@v/v1.1.0.zip"):
+					data = other.Zip
+				}
+				return data
+			})
+			return name
+		},
+		"truncated": func(name string) string {
+			data, err := os.ReadFile(good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(name, data[:len(data)*2/3], 0o644)
+			return name
+		},
+	}
+	offDir := t.TempDir()
+	args := []string{"--data-dir", offDir, "--sumdb", f.DB.VerifierKey}
+	mustAgora(t, nil, "verify", "--data-dir", offDir, "--sumdb", f.DB.VerifierKey) // creates the empty store
+	before := snapshot(t, offDir)
+	for name, mk := range bad {
+		t.Run(name, func(t *testing.T) {
+			file := mk(filepath.Join(dir, strings.ReplaceAll(name, " ", "-")))
+			out, err := agoraCmd(t, nil, append([]string{"import"}, append(args, file)...)...)
+			if err == nil || !strings.Contains(out, "nothing was imported") {
+				t.Fatalf("import of a bad bundle: %v\n%s", err, out)
+			}
+			t.Logf("refused: %s", out)
+			if after := snapshot(t, offDir); !slices.Equal(before, after) {
+				t.Errorf("the store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+	// The good one still imports.
+	if out := mustAgora(t, nil, append([]string{"import"}, append(args, good)...)...); !strings.Contains(out, "2 versions added") {
+		t.Errorf("import of the good bundle: %s", out)
+	}
+}

@@ -1,0 +1,179 @@
+package bundle
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/module"
+
+	"github.com/agora-mirror/agora/internal/meta"
+	"github.com/agora-mirror/agora/internal/mirror"
+	"github.com/agora-mirror/agora/internal/store"
+	"github.com/agora-mirror/agora/internal/sumdb"
+)
+
+// ExportOptions say what to export and from where.
+type ExportOptions struct {
+	Store   store.Store
+	Catalog Catalog
+	// SumDB is the checksum database the mirror verifies against; nil
+	// if none (then only versions exempt from it can be exported).
+	SumDB *sumdb.Config
+	// Versions to export; if empty, every version added at or after
+	// Since.
+	Versions []module.Version
+	Since    time.Time
+}
+
+// Export writes a bundle of the chosen versions to w and returns its
+// manifest. It fails, having written nothing useful, if a version is not
+// held or its checksum database proof is not in the mirror's cache.
+func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error) {
+	recs, err := chosen(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Format: Format, Created: time.Now().UTC()}
+	var verified []Entry
+	for _, r := range recs {
+		e := Entry{Path: r.Path, Version: r.Version, ZipHash: r.ZipHash, ModHash: r.ModHash,
+			Verification: r.Verification, Origin: r.Origin}
+		m.Versions = append(m.Versions, e)
+		if e.Verification == meta.Verified {
+			verified = append(verified, e)
+		}
+	}
+	if len(verified) > 0 {
+		if o.SumDB == nil {
+			return nil, errors.New("versions verified against a checksum database, but none is configured to read proofs from")
+		}
+		// The proofs are the files a client starting from nothing reads
+		// to verify these records: read them from the cache, recording.
+		// A client may see the records in any order, each with the
+		// tree head of its lookup: collect what a client reading all
+		// of them in order needs (as the importer does), and what one
+		// reading each first needs (its inclusion in its own tree).
+		name := o.SumDB.Name
+		read := func(p string) ([]byte, error) {
+			data, err := o.Store.Get(ctx, "sumdb/"+name+p)
+			if errors.Is(err, store.ErrNotExist) && strings.HasPrefix(p, "/tile/") {
+				data, err = o.Store.Get(ctx, "sumdb-raw/"+name+p)
+			}
+			return data, err
+		}
+		all := newProofOps(o.SumDB.Key, read)
+		if err := all.verify(verified); err != nil {
+			return nil, fmt.Errorf("collecting checksum database proofs from the cache: %w", err)
+		}
+		files := make(map[string]bool)
+		for p := range all.reads {
+			files[p] = true
+		}
+		for _, e := range verified {
+			one := newProofOps(o.SumDB.Key, read)
+			if err := one.verify([]Entry{e}); err != nil {
+				return nil, fmt.Errorf("collecting checksum database proofs from the cache: %w", err)
+			}
+			for p := range one.reads {
+				files[p] = true
+			}
+		}
+		m.SumDB, m.TreeHead = name, string(all.latest)
+		for p := range files {
+			m.SumDBFiles = append(m.SumDBFiles, "sumdb/"+name+p)
+		}
+		slices.Sort(m.SumDBFiles)
+	}
+
+	tw := tar.NewWriter(w)
+	header, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeEntry(tw, ManifestName, m.Created, int64(len(header)), strings.NewReader(string(header))); err != nil {
+		return nil, err
+	}
+	for _, e := range m.Versions {
+		for _, ext := range []string{".info", ".mod", ".zip"} {
+			key := mirror.FileKey(e.Path, e.Version, ext)
+			obj, err := o.Store.Open(ctx, key)
+			if err != nil {
+				return nil, fmt.Errorf("%s@%s: %w", e.Path, e.Version, err)
+			}
+			err = writeEntry(tw, key, m.Created, obj.Size(), obj)
+			obj.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, key := range m.SumDBFiles {
+		data, err := o.Store.Get(ctx, key)
+		if errors.Is(err, store.ErrNotExist) {
+			data, err = o.Store.Get(ctx, "sumdb-raw/"+strings.TrimPrefix(key, "sumdb/"))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := writeEntry(tw, key, m.Created, int64(len(data)), strings.NewReader(string(data))); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// chosen returns the records of the versions to export.
+func chosen(ctx context.Context, o ExportOptions) ([]meta.Version, error) {
+	if len(o.Versions) > 0 {
+		var recs []meta.Version
+		for _, v := range o.Versions {
+			r, err := o.Catalog.Version(ctx, v.Path, v.Version)
+			if errors.Is(err, meta.ErrNotFound) {
+				return nil, fmt.Errorf("%s@%s: not held by this mirror", v.Path, v.Version)
+			}
+			if err != nil {
+				return nil, err
+			}
+			recs = append(recs, r)
+		}
+		return recs, nil
+	}
+	var recs []meta.Version
+	since := o.Since
+	for {
+		page, err := o.Catalog.Index(ctx, since, 2000)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, page...)
+		if len(page) < 2000 {
+			break
+		}
+		since = page[len(page)-1].Added.Add(time.Microsecond)
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("no versions to export")
+	}
+	return recs, nil
+}
+
+func writeEntry(tw *tar.Writer, name string, mod time.Time, size int64, r io.Reader) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: mod, Format: tar.FormatPAX}); err != nil {
+		return err
+	}
+	n, err := io.Copy(tw, r)
+	if err == nil && n != size {
+		err = fmt.Errorf("%s: %d bytes, expected %d", name, n, size)
+	}
+	return err
+}

@@ -1,0 +1,37 @@
+package mirror
+
+import (
+	"context"
+	"time"
+
+	"github.com/agora-mirror/agora/internal/meta"
+)
+
+// useKey is a version requested; its strings are the request's, so
+// noting a use allocates nothing on the hot path.
+type useKey struct{ path, vers string }
+
+// used notes that a version's file was requested, for prune.
+func (m *Mirror) used(path, vers string) {
+	m.usedMu.Lock()
+	m.usedSet[useKey{path, vers}] = struct{}{}
+	m.usedMu.Unlock()
+}
+
+// FlushUsage records in the catalog the versions requested since the last
+// flush, as requested now. Run it periodically and at shutdown.
+func (m *Mirror) FlushUsage(ctx context.Context) error {
+	m.usedMu.Lock()
+	set := m.usedSet
+	m.usedSet = make(map[useKey]struct{}, len(set))
+	m.usedMu.Unlock()
+	if len(set) == 0 {
+		return nil
+	}
+	now := time.Now()
+	uses := make([]meta.Use, 0, len(set))
+	for k := range set {
+		uses = append(uses, meta.Use{Path: k.path, Version: k.vers, At: now})
+	}
+	return m.cat.Touch(ctx, uses)
+}
