@@ -248,3 +248,96 @@ func TestImportRejectsBadBundles(t *testing.T) {
 		t.Errorf("import of the good bundle: %s", out)
 	}
 }
+
+// TestVerifyQuarantine: agora verify finds a corrupted stored zip and a
+// missing go.mod; after quarantine, both versions are fetched again and
+// pass.
+func TestVerifyQuarantine(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	args := append([]string{"--data-dir", dir}, f.agoraArgs("")...)
+	a := startAgora(t, dir, nil, f.agoraArgs("")...)
+	mustGo(t, "", f.goEnv(t, a), "mod", "download", "example.com/hello@v1.1.0", "example.com/hello/v2@v2.0.0", "github.com/Upper/Case@v1.0.0")
+	a.stop(t)
+	if out := mustAgora(t, nil, append([]string{"verify"}, args...)...); !strings.Contains(out, "verified 3 versions: 3 ok") {
+		t.Fatalf("verify of a good store: %s", out)
+	}
+
+	zipFile := filepath.Join(dir, "mod/example.com/hello/@v/v1.1.0.zip")
+	data, err := os.ReadFile(zipFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	os.WriteFile(zipFile, data, 0o644)
+	if err := os.Remove(filepath.Join(dir, "mod/example.com/hello/v2/@v/v2.0.0.mod")); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := agoraCmd(t, nil, append([]string{"verify"}, args...)...)
+	if err == nil || !strings.Contains(out, "corrupt example.com/hello@v1.1.0") || !strings.Contains(out, "missing example.com/hello/v2@v2.0.0") ||
+		!strings.Contains(out, "1 ok, 2 with problems") {
+		t.Fatalf("verify of a damaged store: %v\n%s", err, out)
+	}
+	out, _ = agoraCmd(t, nil, append([]string{"verify", "-quarantine"}, args...)...)
+	if strings.Count(out, "quarantined") != 2 {
+		t.Fatalf("verify -quarantine: %s", out)
+	}
+	if _, err := os.Stat(zipFile); !os.IsNotExist(err) {
+		t.Errorf("the corrupt zip is still in place: %v", err)
+	}
+
+	f.Up.Reset()
+	a = startAgora(t, dir, nil, f.agoraArgs("")...)
+	out = mustGo(t, "", f.goEnv(t, a), "mod", "download", "-json", "example.com/hello@v1.1.0", "example.com/hello/v2@v2.0.0")
+	if !strings.Contains(out, f.mod(t, "example.com/hello@v1.1.0").ZipHash) {
+		t.Errorf("download after quarantine:\n%s", out)
+	}
+	for _, p := range []string{"/example.com/hello/@v/v1.1.0.zip", "/example.com/hello/v2/@v/v2.0.0.mod"} {
+		if n := f.Up.Count(p); n != 1 {
+			t.Errorf("upstream saw %d requests for %s after quarantine, want 1 (fetched again)", n, p)
+		}
+	}
+	a.stop(t)
+	if out := mustAgora(t, nil, append([]string{"verify"}, args...)...); !strings.Contains(out, "verified 3 versions: 3 ok") {
+		t.Errorf("verify after the refetch: %s", out)
+	}
+}
+
+// TestPrune: a dry run lists unused versions and changes nothing; -apply
+// removes them, except what a listed go.sum needs; the index keeps them.
+func TestPrune(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	a := startAgora(t, dir, nil, f.agoraArgs("")...)
+	mustGo(t, "", f.goEnv(t, a), "mod", "download", "example.com/hello@v1.0.0", "example.com/hello@v1.1.0", "example.com/hello/v2@v2.0.0")
+	a.stop(t)
+	args := []string{"--data-dir", dir, "--sumdb", f.DB.VerifierKey, "-unused-for", "1ns"}
+	before := snapshot(t, dir)
+	out := mustAgora(t, nil, append([]string{"prune"}, args...)...)
+	if strings.Count(out, "would remove example.com/") != 3 {
+		t.Errorf("dry run: %s", out)
+	}
+	if after := snapshot(t, dir); !slices.Equal(before, after) {
+		t.Errorf("a dry run changed the store")
+	}
+	gosum := filepath.Join(t.TempDir(), "go.sum")
+	b := f.mod(t, "example.com/hello@v1.1.0")
+	writeFile(t, filepath.Dir(gosum), "go.sum", b.Path+" "+b.Version+" "+b.ZipHash+"\n"+b.Path+" "+b.Version+"/go.mod "+b.ModHash+"\n")
+	out = mustAgora(t, nil, append([]string{"prune", "-apply", "-keep", gosum}, args...)...)
+	if strings.Count(out, "removed example.com/") != 2 || !strings.Contains(out, "kept 1") {
+		t.Errorf("prune -apply: %s", out)
+	}
+	for _, gone := range []string{"mod/example.com/hello/@v/v1.0.0.zip", "mod/example.com/hello/v2/@v/v2.0.0.zip"} {
+		if _, err := os.Stat(filepath.Join(dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s: still there after prune (%v)", gone, err)
+		}
+	}
+	off := startAgora(t, dir, nil, "--upstream", "off", "--sumdb", f.DB.VerifierKey)
+	if code, _, body := get(t, off.URL+"/example.com/hello/@v/list"); code != 200 || body != "v1.1.0\n" {
+		t.Errorf("list after prune = %d %q, want only the kept version", code, body)
+	}
+	if _, _, body := get(t, off.URL+"/index"); strings.Count(body, "\n") != 3 {
+		t.Errorf("the index after prune lost entries:\n%s", body)
+	}
+}

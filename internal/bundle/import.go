@@ -172,6 +172,10 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 		mod := s.small[mirror.FileKey(e.Path, e.Version, ".mod")]
 		zipHash, modHash, err := mirror.CheckFiles(e.Path, e.Version, info, mod, s.zips[mirror.FileKey(e.Path, e.Version, ".zip")])
 		if err != nil {
+			var bc *mirror.BadContentError
+			if errors.As(err, &bc) {
+				bc.Source = "the bundle"
+			}
 			return invalid("%v", err)
 		}
 		if zipHash != e.ZipHash || modHash != e.ModHash {

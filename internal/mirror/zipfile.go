@@ -51,10 +51,11 @@ func inspectZip(zipName, goMod string) ([]byte, error) {
 // verified): the .info must name the version, the zip must be well-formed
 // by the go command's rules with only regular files, and a go.mod inside
 // it must be the .mod file. It returns the h1: hashes of the zip and the
-// go.mod. Any of info, mod and zipName may be empty to skip that file.
+// go.mod. Any of info, mod and zipName may be empty to skip that file. A
+// refusal is a *BadContentError whose Source the caller may fill in.
 func CheckFiles(path, vers string, info, mod []byte, zipName string) (zipHash, modH string, err error) {
 	bad := func(file, reason string) error {
-		return &BadContentError{Module: path, Version: vers, File: file, Source: "local", Reason: reason}
+		return &BadContentError{Module: path, Version: vers, File: file, Reason: reason}
 	}
 	if info != nil {
 		inf, _, err := parseInfo(info, path)

@@ -133,6 +133,10 @@ func check(ctx context.Context, o Options, v meta.Version) *Problem {
 	defer os.Remove(tmp)
 	zipHash, modHash, err := mirror.CheckFiles(v.Path, v.Version, info, mod, tmp)
 	if err != nil {
+		var bc *mirror.BadContentError
+		if errors.As(err, &bc) {
+			bc.Source = "the store"
+		}
 		return prob("corrupt", "%v", err)
 	}
 	if zipHash != v.ZipHash {
