@@ -65,8 +65,8 @@ func (o *proofOps) WriteConfig(file string, old, new []byte) error {
 // ReadCache has nothing: every read goes through ReadRemote, and is
 // recorded.
 func (o *proofOps) ReadCache(string) ([]byte, error) { return nil, fs.ErrNotExist }
-func (o *proofOps) WriteCache(string, []byte)       {}
-func (o *proofOps) Log(string)                      {}
+func (o *proofOps) WriteCache(string, []byte)        {}
+func (o *proofOps) Log(string)                       {}
 func (o *proofOps) SecurityError(msg string) {
 	o.mu.Lock()
 	o.security = append(o.security, msg)
