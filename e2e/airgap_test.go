@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,49 +121,73 @@ func snapshot(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestAirGap: a project's modules go from an online Agora, through a bundle,
-// to an offline Agora with no upstream at all, from which the go command
-// downloads, builds and verifies the project with the test checksum
-// database verified through the offline Agora.
+// TestAirGap: a project's module graph is prefetched into an online Agora,
+// exported, and imported into an offline Agora with no upstream at all,
+// from which the go command downloads, builds and verifies the project with
+// the test checksum database verified through the offline Agora.
 func TestAirGap(t *testing.T) {
 	f := newFixture(t)
+	// A graph: the project needs example.com/top, which needs
+	// example.com/dep.
+	f.add(t, modtest.Module{Path: "example.com/dep", Version: "v1.0.0", Files: helloFiles("example.com/dep", "dep")})
+	f.add(t, modtest.Module{Path: "example.com/top", Version: "v1.2.0", Files: map[string]string{
+		"go.mod": "module example.com/top\n\ngo 1.21\n\nrequire example.com/dep v1.0.0\n",
+		"top.go": "// Package top greets through dep.\npackage top\n\nimport \"example.com/dep\"\n\n// Hello greets.\nfunc Hello() string { return \"top \" + dep.Hello() }\n",
+	}})
+	requires := map[string]string{"example.com/top": "v1.2.0", "example.com/hello": "v1.1.0"}
+	imports := []string{"example.com/top", "example.com/hello"}
 	online := startAgora(t, "", nil, f.agoraArgs("")...)
-	app := project(t, map[string]string{"example.com/hello": "v1.1.0", "github.com/Upper/Case": "v1.0.0"},
-		"example.com/hello", "github.com/Upper/Case")
-	mustGo(t, app, f.goEnv(t, online, "GOFLAGS=-mod=mod"), "mod", "download", "all")
+	app := project(t, requires, imports...)
+
+	// Against the running server.
+	out := mustAgora(t, f.goEnv(t, online), "prefetch", "--server", online.URL, filepath.Join(app, "go.mod"))
+	t.Logf("prefetch:\n%s", out)
+	if !strings.Contains(out, "3 module versions: 3 fetched") {
+		t.Errorf("prefetch summary:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(app, "go.sum")); !os.IsNotExist(err) {
+		t.Errorf("prefetch wrote the project's go.sum (%v)", err)
+	}
+	online.stop(t)
+	// Directly on the store, with a list file: the graph is held; one
+	// more version is fetched.
+	list := filepath.Join(t.TempDir(), "more.txt")
+	writeFile(t, filepath.Dir(list), "more.txt", "# extra\ngithub.com/Upper/Case@v1.0.0\n")
+	out = mustAgora(t, f.goEnv(t, online), append([]string{"prefetch", "--data-dir", online.DataDir}, append(f.agoraArgs(""), app, list)...)...)
+	if !strings.Contains(out, "4 module versions: 1 fetched") || !strings.Contains(out, "3 already present") {
+		t.Errorf("prefetch on the store:\n%s", out)
+	}
 
 	bundleFile := filepath.Join(t.TempDir(), "modules.agora")
-	out := mustAgora(t, nil, "export", "--data-dir", online.DataDir, "--sumdb", f.DB.VerifierKey, "-o", bundleFile,
-		"example.com/hello@v1.1.0", "github.com/Upper/Case@v1.0.0")
+	out = mustAgora(t, nil, "export", "--data-dir", online.DataDir, "--sumdb", f.DB.VerifierKey, "-o", bundleFile,
+		"-since", "2000-01-01T00:00:00Z")
 	t.Logf("export: %s", out)
 
 	offDir := t.TempDir()
-	offArgs := []string{"--data-dir", offDir, "--sumdb", f.DB.VerifierKey}
-	out = mustAgora(t, nil, append([]string{"import"}, append(offArgs, bundleFile)...)...)
-	if !strings.Contains(out, "2 versions added") {
+	out = mustAgora(t, nil, "import", "--data-dir", offDir, "--sumdb", f.DB.VerifierKey, bundleFile)
+	if !strings.Contains(out, "4 versions added") {
 		t.Errorf("import: %s", out)
 	}
 	// The online world is gone: only the offline Agora remains.
-	online.stop(t)
 	f.Up.Close()
 	offline := startAgora(t, offDir, nil, "--upstream", "off", "--offline", "true", "--sumdb", f.DB.VerifierKey)
 
 	env := f.goEnv(t, offline, "GOFLAGS=-mod=mod")
-	fresh := project(t, map[string]string{"example.com/hello": "v1.1.0", "github.com/Upper/Case": "v1.0.0"},
-		"example.com/hello", "github.com/Upper/Case")
+	fresh := project(t, requires, imports...)
 	mustGo(t, fresh, env, "mod", "download", "all")
 	mustGo(t, fresh, env, "build", "-o", filepath.Join(t.TempDir(), "app"), ".")
 	if out := mustGo(t, fresh, env, "mod", "verify"); !strings.Contains(out, "all modules verified") {
 		t.Errorf("go mod verify: %s", out)
 	}
 	sum := readFile(t, fresh, "go.sum")
-	for _, pv := range []string{"example.com/hello@v1.1.0", "github.com/Upper/Case@v1.0.0"} {
+	for _, pv := range []string{"example.com/hello@v1.1.0", "example.com/top@v1.2.0", "example.com/dep@v1.0.0"} {
 		b := f.mod(t, pv)
 		if !strings.Contains(sum, b.Path+" "+b.Version+" "+b.ZipHash) {
 			t.Errorf("go.sum lacks %s's hash:\n%s", pv, sum)
 		}
 	}
-	// What the bundle lacks is a 404, not an attempt to go out.
+	// What the bundle lacks is a 404, not an attempt to go out; the
+	// Disable-Module-Fetch header does the same per request online.
 	code, _, body := get(t, offline.URL+"/example.com/hello/@v/v1.0.0.info")
 	if code != 404 || !strings.Contains(body, "offline") {
 		t.Errorf("a version not imported: %d %s", code, body)
@@ -170,6 +195,29 @@ func TestAirGap(t *testing.T) {
 	code, _, body = get(t, offline.URL+"/example.com/hello/@v/list")
 	if code != 200 || body != "v1.1.0\n" {
 		t.Errorf("offline list = %d %q, want only the imported version", code, body)
+	}
+	if code, _, body := get(t, offline.URL+"/sumdb/"+f.DB.Name+"/latest"); code != 200 || !strings.Contains(body, f.DB.Name) {
+		t.Errorf("offline sumdb latest = %d %q", code, body)
+	}
+}
+
+// TestDisableModuleFetch: the header makes an online Agora answer from what
+// it holds only.
+func TestDisableModuleFetch(t *testing.T) {
+	f := newFixture(t)
+	a := startAgora(t, "", nil, f.agoraArgs("")...)
+	hdr := http.Header{"Disable-Module-Fetch": {"true"}}
+	if code, _, body := do(t, http.MethodGet, a.URL+"/example.com/hello/@v/v1.0.0.info", hdr); code != 404 || !strings.Contains(body, "Disable-Module-Fetch") {
+		t.Errorf("not held, with the header: %d %s", code, body)
+	}
+	if n := len(f.Up.Requests()); n != 0 {
+		t.Errorf("the upstream was asked %d times", n)
+	}
+	if code, _, _ := get(t, a.URL+"/example.com/hello/@v/v1.0.0.info"); code != 200 {
+		t.Fatalf("without the header: %d", code)
+	}
+	if code, _, _ := do(t, http.MethodGet, a.URL+"/example.com/hello/@v/v1.0.0.info", hdr); code != 200 {
+		t.Errorf("held, with the header: %d", code)
 	}
 }
 

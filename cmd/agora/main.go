@@ -53,6 +53,8 @@ func run(args []string, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "prefetch":
+		return prefetchCmd(args[1:], stderr)
 	case "export":
 		return export(args[1:], stderr)
 	case "import":

@@ -274,6 +274,11 @@ func (a *App) Serve(ctx context.Context, grace time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
+	return a.ServeOn(ctx, ln, grace)
+}
+
+// ServeOn is Serve on a listener of the caller's (which it closes).
+func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,

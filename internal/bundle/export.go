@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +42,7 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 		return nil, err
 	}
 	m := &Manifest{Format: Format, Created: time.Now().UTC()}
+	proofs := make(map[string][]byte) // checksum database files, by key
 	var verified []Entry
 	for _, r := range recs {
 		e := Entry{Path: r.Path, Version: r.Version, ZipHash: r.ZipHash, ModHash: r.ModHash,
@@ -61,33 +63,44 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 		// of them in order needs (as the importer does), and what one
 		// reading each first needs (its inclusion in its own tree).
 		name := o.SumDB.Name
-		read := func(p string) ([]byte, error) {
-			data, err := o.Store.Get(ctx, "sumdb/"+name+p)
-			if errors.Is(err, store.ErrNotExist) && strings.HasPrefix(p, "/tile/") {
-				data, err = o.Store.Get(ctx, "sumdb-raw/"+name+p)
+		held := func(p string) ([]byte, bool) {
+			for _, prefix := range []string{"sumdb/", "sumdb-raw/"} {
+				if data, err := o.Store.Get(ctx, prefix+name+"/"+p); err == nil {
+					return data, true
+				}
 			}
-			return data, err
+			return nil, false
+		}
+		read := func(p string) ([]byte, error) {
+			p = strings.TrimPrefix(p, "/")
+			if data, ok := held(p); ok {
+				return data, nil
+			}
+			// A client that verifies against an older tree head than
+			// the mirror's asks for narrower tiles than it holds.
+			if data, ok := sumdb.TileFromWider(p, held); ok {
+				return data, nil
+			}
+			return nil, fmt.Errorf("%s: not in the mirror's checksum database cache", p)
 		}
 		all := newProofOps(o.SumDB.Key, read)
 		if err := all.verify(verified); err != nil {
 			return nil, fmt.Errorf("collecting checksum database proofs from the cache: %w", err)
 		}
-		files := make(map[string]bool)
-		for p := range all.reads {
-			files[p] = true
-		}
+		files := make(map[string][]byte)
+		maps.Copy(files, all.reads)
 		for _, e := range verified {
 			one := newProofOps(o.SumDB.Key, read)
 			if err := one.verify([]Entry{e}); err != nil {
 				return nil, fmt.Errorf("collecting checksum database proofs from the cache: %w", err)
 			}
-			for p := range one.reads {
-				files[p] = true
-			}
+			maps.Copy(files, one.reads)
 		}
 		m.SumDB, m.TreeHead = name, string(all.latest)
-		for p := range files {
-			m.SumDBFiles = append(m.SumDBFiles, "sumdb/"+name+p)
+		for p, data := range files {
+			key := "sumdb/" + name + p
+			m.SumDBFiles = append(m.SumDBFiles, key)
+			proofs[key] = data
 		}
 		slices.Sort(m.SumDBFiles)
 	}
@@ -115,13 +128,7 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 		}
 	}
 	for _, key := range m.SumDBFiles {
-		data, err := o.Store.Get(ctx, key)
-		if errors.Is(err, store.ErrNotExist) {
-			data, err = o.Store.Get(ctx, "sumdb-raw/"+strings.TrimPrefix(key, "sumdb/"))
-		}
-		if err != nil {
-			return nil, err
-		}
+		data := proofs[key]
 		if err := writeEntry(tw, key, m.Created, int64(len(data)), strings.NewReader(string(data))); err != nil {
 			return nil, err
 		}

@@ -21,12 +21,12 @@ type proofOps struct {
 
 	mu       sync.Mutex
 	latest   []byte
-	reads    map[string]bool // remote paths read
+	reads    map[string][]byte // remote paths read, and what they held
 	security []string
 }
 
 func newProofOps(key string, read func(string) ([]byte, error)) *proofOps {
-	return &proofOps{key: key, read: read, reads: make(map[string]bool)}
+	return &proofOps{key: key, read: read, reads: make(map[string][]byte)}
 }
 
 func (o *proofOps) ReadRemote(path string) ([]byte, error) {
@@ -35,7 +35,7 @@ func (o *proofOps) ReadRemote(path string) ([]byte, error) {
 		return nil, err
 	}
 	o.mu.Lock()
-	o.reads[path] = true
+	o.reads[path] = data
 	o.mu.Unlock()
 	return data, nil
 }
