@@ -258,6 +258,34 @@ func testMeta(t *testing.T, newDB opener) {
 		}
 	})
 
+	t.Run("Tokens", func(t *testing.T) {
+		db := open(t, newDB(t))
+		tok := meta.Token{Name: "ci", Hash: "abc123", Patterns: "corp.example/*"}
+		if err := db.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreateToken(ctx, meta.Token{Name: "ci", Hash: "other"}); !errors.Is(err, meta.ErrExist) {
+			t.Errorf("second token named ci: %v, want ErrExist", err)
+		}
+		got, err := db.TokenByHash(ctx, "abc123")
+		if err != nil || got.Name != "ci" || got.Patterns != "corp.example/*" || got.Created.IsZero() {
+			t.Fatalf("TokenByHash = %+v, %v", got, err)
+		}
+		if err := db.RevokeToken(ctx, "ci"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.TokenByHash(ctx, "abc123"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("TokenByHash of a revoked token: %v", err)
+		}
+		if err := db.RevokeToken(ctx, "ci"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("revoking twice: %v", err)
+		}
+		all, err := db.Tokens(ctx)
+		if err != nil || len(all) != 1 || all[0].Revoked.IsZero() {
+			t.Errorf("Tokens = %+v, %v", all, err)
+		}
+	})
+
 	t.Run("State", func(t *testing.T) {
 		db := open(t, newDB(t))
 		if _, _, err := db.State(ctx, "k"); !errors.Is(err, meta.ErrNotFound) {

@@ -31,6 +31,14 @@ var migrations = []string{
 	// pruned: their files are gone, their index entry stays.
 	`ALTER TABLE versions ADD COLUMN last_used BIGINT NOT NULL DEFAULT 0;
 	ALTER TABLE versions ADD COLUMN pruned BIGINT NOT NULL DEFAULT 0;`,
+	// 3: client access tokens, stored as SHA-256 hashes.
+	`CREATE TABLE tokens (
+		name     TEXT PRIMARY KEY,
+		hash     TEXT NOT NULL UNIQUE,
+		patterns TEXT NOT NULL,
+		created  BIGINT NOT NULL,
+		revoked  BIGINT NOT NULL DEFAULT 0
+	);`,
 }
 
 // migrationLock serializes migrations between replicas (PostgreSQL).

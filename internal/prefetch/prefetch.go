@@ -105,8 +105,10 @@ func Run(ctx context.Context, inputs []string, stdin io.Reader, o Options) (Resu
 	o.Env = append(slices.Clone(o.Env), "GOPROXY="+o.Server, "GOMODCACHE="+cache, "GOFLAGS="+goflags(o.Env))
 
 	targets := make(map[module.Version]bool)
-	var roots []string // directories holding a go.mod or go.work
+	var roots []string // go.mod and go.work files
+	label := make(map[string]string)
 	var listed []module.Version
+	var listNames []string
 	for _, in := range inputs {
 		if in == "-" {
 			vs, err := readList(stdin, "stdin")
@@ -114,6 +116,7 @@ func Run(ctx context.Context, inputs []string, stdin io.Reader, o Options) (Resu
 				return res, err
 			}
 			listed = append(listed, vs...)
+			listNames = append(listNames, "stdin")
 			continue
 		}
 		fi, err := os.Stat(in)
@@ -144,6 +147,7 @@ func Run(ctx context.Context, inputs []string, stdin io.Reader, o Options) (Resu
 				return res, err
 			}
 			listed = append(listed, vs...)
+			listNames = append(listNames, in)
 		}
 	}
 	if len(listed) > 0 {
@@ -166,14 +170,19 @@ func Run(ctx context.Context, inputs []string, stdin io.Reader, o Options) (Resu
 				return res, err
 			}
 			roots = append(roots, filepath.Join(dir, "go.mod"))
+			label[filepath.Join(dir, "go.mod")] = "the versions listed in " + strings.Join(listNames, ", ")
 		}
 	}
 	for _, root := range roots {
-		fmt.Fprintf(o.Progress, "listing the module graph of %s\n", root)
+		name := root
+		if l, ok := label[root]; ok {
+			name = l
+		}
+		fmt.Fprintf(o.Progress, "listing the module graph of %s\n", name)
 		vs, err := buildList(ctx, root, o.Env)
 		if err != nil {
-			res.RootErrors = append(res.RootErrors, fmt.Sprintf("%s: %v", root, err))
-			fmt.Fprintf(o.Progress, "failed to list the module graph of %s: %v\n", root, err)
+			res.RootErrors = append(res.RootErrors, fmt.Sprintf("%s: %v", name, err))
+			fmt.Fprintf(o.Progress, "failed to list the module graph of %s: %v\n", name, err)
 			continue
 		}
 		for _, v := range vs {
