@@ -21,10 +21,18 @@ import (
 // agoraCmd runs an agora subcommand to completion and returns its output.
 func agoraCmd(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(agoraBin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	cmd := execAgora(t, args...)
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// execAgora returns the command for an agora subcommand, with a clean
+// environment.
+func execAgora(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(agoraBin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	return cmd
 }
 
 func mustAgora(t *testing.T, env []string, args ...string) string {

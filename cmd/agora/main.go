@@ -8,6 +8,7 @@
 //	agora import [flags] FILE
 //	agora verify [flags] [-quarantine]
 //	agora prune [flags] -unused-for DURATION [-keep go.sum]... [-apply]
+//	agora token create|list|revoke [flags]
 //
 // Run "agora <command> -h" for the flags; the settings each have a
 // matching AGORA_* environment variable and TOML file setting.
@@ -37,6 +38,7 @@ Usage:
   agora import [flags]     check a bundle and load it into the store
   agora verify [flags]     re-hash every stored version; quarantine what is corrupt or missing
   agora prune [flags]      remove versions not requested for a while (dry run unless -apply)
+  agora token ...          create, list and revoke client access tokens
 
 Run agora <command> -h for its flags.
 `
@@ -63,6 +65,8 @@ func run(args []string, stderr io.Writer) int {
 		return verifyStore(args[1:], stderr)
 	case "prune":
 		return pruneStore(args[1:], stderr)
+	case "token":
+		return tokenCmd(args[1:], os.Stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stderr, usage)
 		return 0

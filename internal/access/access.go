@@ -216,8 +216,8 @@ func (p *Policy) fail(addr string) {
 // Check decides whether a request may read the module at path, returning
 // nil or one of the package's errors (wrapped with what to do about it).
 func (p *Policy) Check(r *http.Request, path string) error {
-	if !p.Enabled() {
-		return nil
+	if !p.Protected(path) {
+		return nil // open: credentials are not even looked at
 	}
 	id, err := p.Authenticate(r)
 	if err != nil {
@@ -227,7 +227,7 @@ func (p *Policy) Check(r *http.Request, path string) error {
 		return nil
 	}
 	if id == nil {
-		return fmt.Errorf("%s: %w: give a token as the password in ~/.netrc (machine <this host> login agora password <token>) or through GOAUTH; an operator creates one with `agora token create`", path, ErrUnauthenticated)
+		return fmt.Errorf("%s: %w: give a token as the password in ~/.netrc (machine <host:port of this server> login agora password <token>) or through GOAUTH; an operator creates one with `agora token create`", path, ErrUnauthenticated)
 	}
 	return fmt.Errorf("%s: %w: token %q may read %q; ask an operator for a token that allows this module", path, ErrForbidden, id.Name, id.Patterns)
 }

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agora-mirror/agora/internal/access"
 	"github.com/agora-mirror/agora/internal/config"
 	"github.com/agora-mirror/agora/internal/direct"
 	"github.com/agora-mirror/agora/internal/meta"
@@ -160,6 +162,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	}
 	so := server.Options{Logger: log, LogClientAddr: cfg.LogClientAddr, Observer: met, Metrics: met.Handler(),
 		Catalog: md, ZipRedirect: cfg.ZipRedirect,
+		Access: access.New(access.Options{Protected: cfg.Auth, Tokens: md}),
 		Ready: func(ctx context.Context) error {
 			if _, err := st.List(ctx, "mod"); err != nil {
 				return fmt.Errorf("store: %w", err)
@@ -181,6 +184,13 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	met.Gauge("agora_fills_in_progress", "Fills (fetch, check, store) running now.", func() float64 {
 		return float64(so.Mirror.FillsInProgress())
 	})
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, fmt.Errorf("tls_cert and tls_key: %w", err)
+		}
+	} else if cfg.Auth != "" {
+		log.Warn("access control without tls_cert: the go command sends netrc and GOAUTH credentials only over HTTPS, so put a TLS-terminating proxy in front", "auth", cfg.Auth)
+	}
 	a.handler = server.New(so)
 	a.mirror = so.Mirror
 	return a, nil
@@ -313,7 +323,11 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 	}
 	a.log.Info("agora serving", attrs...)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if a.cfg.TLSCert != "" || a.cfg.TLSKey != "" {
+		go func() { errc <- srv.ServeTLS(ln, a.cfg.TLSCert, a.cfg.TLSKey) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	// Which versions are requested is recorded once a minute (for
 	// prune), and at shutdown.
 	flushDone := make(chan struct{})

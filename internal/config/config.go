@@ -48,6 +48,8 @@ type Config struct {
 	LogClientAddr   bool          // put client addresses in request logs
 	PprofListen     string        // address of the separate pprof listener; empty for none
 	Offline         bool          // never fetch: serve only what is held
+	Auth            string        // module path patterns only tokens allowing them may read; empty: no access control
+	TLSCert, TLSKey string        // serve HTTPS with this certificate and key
 
 	// Private modules and version control.
 	Private           string            // GOPRIVATE-style patterns fetched from version control only
@@ -210,6 +212,12 @@ var settings = func() []setting {
 		c.LogClientAddr = b
 		return nil
 	}, func(c *Config) string { return strconv.FormatBool(c.LogClientAddr) })
+	set, get = str(func(c *Config) *string { return &c.Auth })
+	add("auth", "module path patterns (GOPRIVATE syntax; * for all) that only clients with a token allowing them may read (agora token create); default: none, no access control", set, get)
+	set, get = str(func(c *Config) *string { return &c.TLSCert })
+	add("tls_cert", "certificate file (PEM) to serve HTTPS with; the go command sends netrc and GOAUTH credentials only over HTTPS", set, get)
+	set, get = str(func(c *Config) *string { return &c.TLSKey })
+	add("tls_key", "private key file (PEM) of tls_cert", set, get)
 	add("offline", "never contact an upstream, version control or a checksum database: serve only what is held (imported with agora import)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

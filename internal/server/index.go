@@ -75,8 +75,14 @@ func (h *Handler) serveIndex(w *recorder, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	// Modules the client may not read are left out (so a page may be
+	// shorter than limit: resume from the last Timestamp all the same).
+	may := h.access.Filter(r)
 	var buf []byte
 	for _, v := range vs {
+		if !may(v.Path) {
+			continue
+		}
 		line, err := json.Marshal(indexEntry{Path: v.Path, Version: v.Version, Timestamp: v.Added})
 		if err != nil {
 			h.fail(w, r, err)
@@ -130,7 +136,11 @@ func (h *Handler) serveCatalog(w *recorder, r *http.Request) {
 		mods = mods[:limit]
 		page.Next = mods[limit-1].Path
 	}
+	may := h.access.Filter(r)
 	for _, m := range mods {
+		if !may(m.Path) {
+			continue
+		}
 		cm := catalogModule{Path: m.Path}
 		for _, v := range m.Versions {
 			cm.Versions = append(cm.Versions, catalogVersion{Version: v.Version, Time: v.Added, ZipHash: v.ZipHash,

@@ -17,9 +17,13 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"golang.org/x/mod/module"
+
+	"github.com/agora-mirror/agora/internal/access"
 	"github.com/agora-mirror/agora/internal/mirror"
 	"github.com/agora-mirror/agora/internal/protocol"
 	"github.com/agora-mirror/agora/internal/store"
@@ -46,6 +50,9 @@ type Options struct {
 	Mirror *mirror.Mirror
 	// Catalog answers /index and /catalog; nil answers 404 there.
 	Catalog Catalog
+	// Access decides who may read which modules; nil lets everyone read
+	// everything.
+	Access *access.Policy
 	// ZipRedirect, when positive, answers zip requests with a redirect
 	// to a URL of the object store valid that long (the store must
 	// sign URLs: see mirror.Mirror.ZipURL).
@@ -69,6 +76,7 @@ type Options struct {
 // Handler serves Agora's HTTP endpoints.
 type Handler struct {
 	m           *mirror.Mirror
+	access      *access.Policy
 	cat         Catalog
 	zipRedirect time.Duration
 	sumdb       http.Handler
@@ -84,7 +92,7 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{m: o.Mirror, cat: o.Catalog, zipRedirect: o.ZipRedirect, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr,
+	return &Handler{m: o.Mirror, access: o.Access, cat: o.Catalog, zipRedirect: o.ZipRedirect, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr,
 		obs: o.Observer, metrics: o.Metrics, ready: o.Ready}
 }
 
@@ -202,12 +210,26 @@ func (h *Handler) serve(w *recorder, r *http.Request) {
 			errorText(w, http.StatusNotFound, "no checksum database is proxied here")
 			return
 		}
+		// A lookup names a module: the same rules as its files.
+		if _, rest, ok := strings.Cut(p, "/lookup/"); ok && h.access.Enabled() {
+			epath, _, _ := strings.Cut(rest, "@")
+			if path, err := module.UnescapePath(epath); err == nil {
+				if err := h.access.Check(r, path); err != nil {
+					h.fail(w, r, err)
+					return
+				}
+			}
+		}
 		h.sumdb.ServeHTTP(w, r)
 		return
 	}
 	req, err := protocol.Parse(p)
 	if err != nil {
 		errorText(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := h.access.Check(r, req.Module); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	if r.Header.Get("Disable-Module-Fetch") == "true" {
@@ -321,6 +343,12 @@ func (h *Handler) serveZip(w *recorder, r *http.Request, req protocol.Request) {
 // status maps an error from the mirror to an HTTP status.
 func status(err error) int {
 	switch {
+	case errors.Is(err, access.ErrUnauthenticated), errors.Is(err, access.ErrBadToken):
+		return http.StatusUnauthorized
+	case errors.Is(err, access.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, access.ErrTooManyFailures):
+		return http.StatusTooManyRequests
 	case errors.Is(err, mirror.ErrDenied):
 		return http.StatusForbidden
 	case errors.Is(err, upstream.ErrNotFound):
@@ -357,6 +385,12 @@ func (h *Handler) fail(w *recorder, r *http.Request, err error) {
 		return
 	}
 	code := status(err)
+	switch code {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Basic realm="agora"`)
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "60")
+	}
 	if code >= 500 {
 		h.log.Warn("request failed", "path", r.URL.Path, "status", code, "err", err)
 	}
