@@ -108,6 +108,33 @@ func rewriteBundle(t *testing.T, src, dst string, edit func(name string, data []
 	}
 }
 
+// appendTarEntry adds an entry at the end of a tar file.
+func appendTarEntry(t *testing.T, file, name string, data []byte) {
+	t.Helper()
+	rewriteBundle(t, file, file+".tmp", func(_ string, d []byte) []byte { return d })
+	in, err := os.ReadFile(file + ".tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop the end-of-archive blocks, add the entry, close again.
+	var out bytes.Buffer
+	tr := tar.NewReader(bytes.NewReader(in))
+	tw := tar.NewWriter(&out)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		d, _ := io.ReadAll(tr)
+		tw.WriteHeader(hdr)
+		tw.Write(d)
+	}
+	tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))})
+	tw.Write(data)
+	tw.Close()
+	os.WriteFile(file, out.Bytes(), 0o644)
+}
+
 // snapshot lists every file under dir with its size, to show that a
 // failed import changed nothing.
 func snapshot(t *testing.T, dir string) []string {
@@ -271,6 +298,40 @@ func TestImportRejectsBadBundles(t *testing.T) {
 				}
 				return data
 			})
+			return name
+		},
+		"public module marked pinned": func(name string) string {
+			// Without proofs, and claiming none are needed: a
+			// mirror with a checksum database must refuse it.
+			rewriteBundle(t, good, name, func(n string, data []byte) []byte {
+				switch {
+				case n == bundle.ManifestName:
+					var m bundle.Manifest
+					json.Unmarshal(data, &m)
+					for i := range m.Versions {
+						m.Versions[i].Verification = "pinned"
+					}
+					m.SumDB, m.TreeHead, m.SumDBFiles = "", "", nil
+					data, _ = json.Marshal(m)
+				case strings.HasPrefix(n, "sumdb/"):
+					return nil
+				}
+				return data
+			})
+			return name
+		},
+		"unproven checksum database file": func(name string) string {
+			extra := "sumdb/" + f.DB.Name + "/tile/8/0/007"
+			rewriteBundle(t, good, name, func(n string, data []byte) []byte {
+				if n == bundle.ManifestName {
+					var m bundle.Manifest
+					json.Unmarshal(data, &m)
+					m.SumDBFiles = append(m.SumDBFiles, extra)
+					data, _ = json.Marshal(m)
+				}
+				return data
+			})
+			appendTarEntry(t, name, extra, bytes.Repeat([]byte{0xAA}, 8192))
 			return name
 		},
 		"truncated": func(name string) string {

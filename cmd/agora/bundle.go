@@ -104,7 +104,7 @@ func importBundle(args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer f.Close()
-	res, err := bundle.Import(ctx, f, bundle.ImportOptions{Store: data.Store, Catalog: data.Meta, SumDB: data.SumDB})
+	res, err := bundle.Import(ctx, f, bundle.ImportOptions{Store: data.Store, Catalog: data.Meta, SumDB: data.SumDB, NoSum: app.NoSum(cfg)})
 	if err != nil {
 		fmt.Fprintf(stderr, "agora import: %s: %v\nnothing was imported\n", cfg.Args[0], err)
 		return 1

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/mod/module"
 
+	"github.com/agora-mirror/agora/internal/app"
 	"github.com/agora-mirror/agora/internal/prune"
 	"github.com/agora-mirror/agora/internal/sumdb"
 	"github.com/agora-mirror/agora/internal/verify"
@@ -30,7 +31,7 @@ func verifyStore(args []string, stderr io.Writer) int {
 	o := verify.Options{Store: data.Store, Catalog: data.Meta, Quarantine: quarantine, Progress: stderr}
 	if data.SumDB != nil {
 		// Against the records held only: verify never goes out.
-		o.Verifier = sumdb.New(*data.SumDB, data.Store, sumdb.Options{State: data.Meta, Offline: true, NoSum: cfg.NoSum})
+		o.Verifier = sumdb.New(*data.SumDB, data.Store, sumdb.Options{State: data.Meta, Offline: true, NoSum: app.NoSum(cfg)})
 	}
 	rep, err := verify.Run(ctx, o)
 	if err != nil {

@@ -249,11 +249,9 @@ func newRouter(cfg *config.Config, chain *upstream.Chain, uopts upstream.Options
 		r.Chains[name] = source(c)
 		names[name] = true
 	}
-	noSum := []string{cfg.NoSum}
 	var rules []policy.Rule
 	if cfg.Private != "" {
 		rules = append(rules, policy.Rule{Pattern: cfg.Private, Action: policy.Private})
-		noSum = append(noSum, cfg.Private)
 	}
 	for i, rc := range cfg.Routes {
 		a, err := policy.ParseAction(rc.Action)
@@ -261,16 +259,26 @@ func newRouter(cfg *config.Config, chain *upstream.Chain, uopts upstream.Options
 			return nil, "", fmt.Errorf("route %d: %w", i+1, err)
 		}
 		rules = append(rules, policy.Rule{Pattern: rc.Pattern, Action: a, Chain: rc.Upstream, Versions: rc.Versions})
-		if a == policy.Private {
-			noSum = append(noSum, rc.Pattern)
-		}
 	}
 	p, err := policy.New(rules, names)
 	if err != nil {
 		return nil, "", err
 	}
 	r.Policy = p
-	return r, strings.Join(slices.DeleteFunc(noSum, func(s string) bool { return s == "" }), ","), nil
+	return r, NoSum(cfg), nil
+}
+
+// NoSum returns the module path patterns the checksum database must never
+// hear of: the nosum setting, and every private pattern (the private
+// setting and private routes).
+func NoSum(cfg *config.Config) string {
+	noSum := []string{cfg.NoSum, cfg.Private}
+	for _, rc := range cfg.Routes {
+		if a, err := policy.ParseAction(rc.Action); err == nil && a == policy.Private {
+			noSum = append(noSum, rc.Pattern)
+		}
+	}
+	return strings.Join(slices.DeleteFunc(noSum, func(s string) bool { return s == "" }), ",")
 }
 
 // Handler returns the App's HTTP handler.

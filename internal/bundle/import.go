@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 
+	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 
 	"github.com/agora-mirror/agora/internal/meta"
@@ -26,6 +28,10 @@ type ImportOptions struct {
 	// the trust anchor for the bundle's proofs; nil if it has none (then
 	// only versions exempt from a database can be imported).
 	SumDB *sumdb.Config
+	// NoSum are the module path patterns (GOPRIVATE syntax) this mirror
+	// never looks up in the checksum database: only they may come
+	// "pinned", without proofs, when it has a database.
+	NoSum string
 }
 
 // ImportResult counts what an import did.
@@ -38,6 +44,8 @@ type ImportResult struct {
 const (
 	maxManifest = 64 << 20
 	maxSmall    = 16 << 20 // .info, .mod, checksum database files
+	maxTotal    = 2 << 30  // all of those together (they are held in memory)
+	maxEntries  = 1 << 20
 )
 
 func invalid(format string, args ...any) error {
@@ -49,6 +57,9 @@ type staged struct {
 	m     Manifest
 	small map[string][]byte // .info, .mod, checksum database files
 	zips  map[string]string // zip key -> temporary file
+	// proofs are the checksum database files verification read, by
+	// key: the only ones stored.
+	proofs map[string][]byte
 }
 
 func (s *staged) cleanup() {
@@ -87,7 +98,7 @@ func stage(r io.Reader, tmp string) (*staged, error) {
 	if hdr.Name != ManifestName || hdr.Size > maxManifest {
 		return nil, invalid("the first entry is %q (%d bytes), not the manifest %s", hdr.Name, hdr.Size, ManifestName)
 	}
-	s := &staged{small: make(map[string][]byte), zips: make(map[string]string)}
+	s := &staged{small: make(map[string][]byte), zips: make(map[string]string), proofs: make(map[string][]byte)}
 	data, err := io.ReadAll(tr)
 	if err != nil {
 		return nil, invalid("reading the manifest: %v", err)
@@ -97,6 +108,9 @@ func stage(r io.Reader, tmp string) (*staged, error) {
 	}
 	if s.m.Format != Format {
 		return nil, invalid("format %d, this Agora reads format %d", s.m.Format, Format)
+	}
+	if len(s.m.Versions)*3+len(s.m.SumDBFiles) > maxEntries {
+		return nil, invalid("%d versions and %d checksum database files: more than one bundle may hold", len(s.m.Versions), len(s.m.SumDBFiles))
 	}
 	want := make(map[string]bool)
 	for _, e := range s.m.Versions {
@@ -117,6 +131,7 @@ func stage(r io.Reader, tmp string) (*staged, error) {
 		}
 		want[k] = true
 	}
+	var total int64
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -147,9 +162,10 @@ func stage(r io.Reader, tmp string) (*staged, error) {
 			}
 			continue
 		}
-		if hdr.Size > maxSmall {
+		if hdr.Size > maxSmall || total+hdr.Size > maxTotal {
 			return s, invalid("%s: %d bytes, too large", hdr.Name, hdr.Size)
 		}
+		total += hdr.Size
 		data, err := io.ReadAll(tr)
 		if err != nil {
 			return s, invalid("%s: %v (is the bundle complete?)", hdr.Name, err)
@@ -182,8 +198,20 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 			return invalid("%s@%s: the files hash to %s and %s (go.mod), the manifest says %s and %s",
 				e.Path, e.Version, zipHash, modHash, e.ZipHash, e.ModHash)
 		}
-		if e.Verification == meta.Verified {
+		// Only what this mirror exempts from the checksum database may
+		// come without proofs, whatever the bundle says.
+		private := o.SumDB == nil || module.MatchPrefixPatterns(o.NoSum, e.Path)
+		switch {
+		case e.Verification == meta.Pinned && !private:
+			return invalid("%s@%s comes without checksum database proofs, and this mirror verifies it against %s", e.Path, e.Version, o.SumDB.Name)
+		case e.Verification == meta.Verified && private && o.SumDB != nil:
+			return invalid("%s@%s comes with checksum database proofs, and this mirror never looks it up (nosum)", e.Path, e.Version)
+		case e.Verification == meta.Verified:
 			verified = append(verified, e)
+		default:
+			if mp := modfile.ModulePath(mod); mp != e.Path {
+				return invalid("%s@%s: its go.mod declares module %q", e.Path, e.Version, mp)
+			}
 		}
 		held, err := o.Catalog.Version(ctx, e.Path, e.Version)
 		if err == nil && (held.ZipHash != e.ZipHash || held.ModHash != e.ModHash) {
@@ -200,6 +228,10 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 		}
 	}
 	if len(verified) == 0 {
+		if len(s.m.SumDBFiles) > 0 {
+			return invalid("it carries checksum database files but no version that needs them")
+		}
+		s.m.TreeHead = ""
 		return nil
 	}
 	if o.SumDB == nil {
@@ -224,11 +256,37 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 		}
 		return nil, fmt.Errorf("%s: not in the bundle", p)
 	})
+	// As export collected them: all records in order, then each
+	// record alone (a client may see any record first).
 	if err := ops.verify(verified); err != nil {
 		return invalid("%v", err)
 	}
+	maps.Copy(s.proofs, prefixed(s.m.SumDB, ops.reads))
+	for _, e := range verified {
+		one := newProofOps(o.SumDB.Key, ops.read)
+		if err := one.verify([]Entry{e}); err != nil {
+			return invalid("%v", err)
+		}
+		maps.Copy(s.proofs, prefixed(s.m.SumDB, one.reads))
+	}
+	// Every file stored must have been read, hence checked, by the
+	// verification: nothing rides along into the cache unchecked.
+	for _, k := range s.m.SumDBFiles {
+		if _, ok := s.proofs[k]; !ok {
+			return invalid("checksum database file %s is not part of any proof", k)
+		}
+	}
 	s.m.TreeHead = string(ops.latest) // the verified one, whatever the manifest says
 	return nil
+}
+
+// prefixed returns the files a proof read, by store key.
+func prefixed(db string, reads map[string][]byte) map[string][]byte {
+	out := make(map[string][]byte, len(reads))
+	for p, data := range reads {
+		out["sumdb/"+db+p] = data
+	}
+	return out
 }
 
 // write stores the checked bundle: files first, then the versions enter
@@ -241,8 +299,8 @@ func (s *staged) write(ctx context.Context, o ImportOptions) (ImportResult, erro
 		}
 		return nil
 	}
-	for _, key := range s.m.SumDBFiles {
-		if err := put(key, s.small[key]); err != nil {
+	for key, data := range s.proofs {
+		if err := put(key, data); err != nil {
 			return res, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	pathpkg "path"
 	"strconv"
 	"strings"
 	"time"
@@ -201,7 +202,7 @@ func (d *DB) serveTile(w http.ResponseWriter, r *http.Request, path string) {
 		return
 	}
 	if d.offline {
-		if data, ok := TileFromWider(path, func(p string) ([]byte, bool) { return d.heldTile(ctx, p) }); ok {
+		if data, ok := d.heldWiderTile(ctx, path); ok {
 			reply(w, r, "application/octet-stream", cache, data)
 			return
 		}
@@ -289,6 +290,34 @@ func TileFromWider(path string, have func(path string) ([]byte, bool)) ([]byte, 
 		}
 	}
 	return nil, false
+}
+
+// heldWiderTile answers a partial tile from a wider one held: the full
+// tile, or a partial one of a width the store lists (so a miss costs a few
+// store requests, not one per possible width).
+func (d *DB) heldWiderTile(ctx context.Context, tilePath string) ([]byte, bool) {
+	t, err := tlog.ParseTilePath(tilePath)
+	if err != nil || t.L < 0 || t.W >= 1<<t.H {
+		return nil, false
+	}
+	full := t
+	full.W = 1 << t.H
+	candidates := map[string]bool{full.Path(): true}
+	dir := pathpkg.Dir(tilePath) // tile/H/L/NNN.p
+	for _, prefix := range []string{"sumdb/", "sumdb-raw/"} {
+		names, _ := d.st.List(ctx, prefix+d.cfg.Name+"/"+dir)
+		for _, n := range names {
+			if w, err := strconv.Atoi(n); err == nil && w > t.W {
+				candidates[dir+"/"+n] = true
+			}
+		}
+	}
+	return TileFromWider(tilePath, func(p string) ([]byte, bool) {
+		if !candidates[p] {
+			return nil, false
+		}
+		return d.heldTile(ctx, p)
+	})
 }
 
 // heldTile returns a tile held in the verified or the raw cache.
