@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agora-mirror/agora/internal/access"
@@ -27,6 +28,7 @@ import (
 	"github.com/agora-mirror/agora/internal/server"
 	"github.com/agora-mirror/agora/internal/store"
 	"github.com/agora-mirror/agora/internal/sumdb"
+	"github.com/agora-mirror/agora/internal/ui"
 	"github.com/agora-mirror/agora/internal/upstream"
 )
 
@@ -160,9 +162,10 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	if cfg.MemoryCacheMiB == 0 {
 		mo.MemoryCache = -1
 	}
+	policy := access.New(access.Options{Protected: cfg.Auth, Tokens: md})
 	so := server.Options{Logger: log, LogClientAddr: cfg.LogClientAddr, Observer: met, Metrics: met.Handler(),
-		Catalog: md, ZipRedirect: cfg.ZipRedirect,
-		Access: access.New(access.Options{Protected: cfg.Auth, Tokens: md}),
+		Catalog: md, ZipRedirect: cfg.ZipRedirect, Access: policy,
+		UI: ui.New(ui.Options{Catalog: md, Store: st, Access: policy, Traffic: met, Config: cfg.Summary(), Started: time.Now()}),
 		Ready: func(ctx context.Context) error {
 			if _, err := st.List(ctx, "mod"); err != nil {
 				return fmt.Errorf("store: %w", err)
@@ -181,6 +184,10 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	if cfg.ZipRedirect > 0 && !so.Mirror.CanSignURLs() {
 		return nil, fmt.Errorf("zip_redirect needs object storage (storage = \"s3://...\"): %w", mirror.ErrCannotSign)
 	}
+	totals := cachedTotals(md)
+	met.Gauge("agora_store_versions", "Module versions held (not pruned).", func() float64 { return float64(totals().Versions) })
+	met.Gauge("agora_store_modules", "Modules with a version held.", func() float64 { return float64(totals().Modules) })
+	met.Gauge("agora_store_bytes", "Bytes of the module zips held.", func() float64 { return float64(totals().Bytes) })
 	met.Gauge("agora_fills_in_progress", "Fills (fetch, check, store) running now.", func() float64 {
 		return float64(so.Mirror.FillsInProgress())
 	})
@@ -194,6 +201,26 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	a.handler = server.New(so)
 	a.mirror = so.Mirror
 	return a, nil
+}
+
+// cachedTotals returns a function that reads the metadata's totals at most
+// every 30 seconds, for gauges read at each scrape.
+func cachedTotals(md *meta.DB) func() meta.Totals {
+	var mu sync.Mutex
+	var last meta.Totals
+	var at time.Time
+	return func() meta.Totals {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) > 30*time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if t, err := md.Totals(ctx); err == nil {
+				last, at = t, time.Now()
+			}
+		}
+		return last
+	}
 }
 
 // Close releases the store and the database.

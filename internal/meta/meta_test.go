@@ -213,9 +213,13 @@ func testMeta(t *testing.T, newDB opener) {
 		if err != nil || len(mods) != 1 || mods[0].Path != "corp.example/x_y" {
 			t.Errorf("Modules matching X_Y = %+v, %v", mods, err)
 		}
-		m, v, err := db.Counts(ctx)
-		if err != nil || m != 5 || v != 6 {
-			t.Errorf("Counts = %d, %d, %v; want 5, 6", m, v, err)
+		tot, err := db.Totals(ctx)
+		if err != nil || tot.Modules != 5 || tot.Versions != 6 || tot.Bytes != 600 {
+			t.Errorf("Totals = %+v, %v; want 5 modules, 6 versions, 600 bytes", tot, err)
+		}
+		recent, err := db.Recent(ctx, 2)
+		if err != nil || len(recent) != 2 || recent[0].Path != "example.com/c" || recent[1].Path != "corp.example/xzy" {
+			t.Errorf("Recent(2) = %+v, %v", recent, err)
 		}
 	})
 
@@ -245,8 +249,8 @@ func testMeta(t *testing.T, newDB opener) {
 		if after, _ := db.Index(ctx, time.Time{}, 10); len(after) != 3 || after[0] != idx[0] {
 			t.Errorf("the index lost a pruned version's entry: %+v", after)
 		}
-		if m, v, _ := db.Counts(ctx); m != 1 || v != 2 {
-			t.Errorf("Counts after a prune = %d, %d; want 1, 2", m, v)
+		if tot, _ := db.Totals(ctx); tot.Modules != 1 || tot.Versions != 2 {
+			t.Errorf("Totals after a prune = %+v; want 1 module, 2 versions", tot)
 		}
 		// Fetched again: held again, with its first index entry.
 		rec, added, err := db.AddVersion(ctx, version("example.com/p", "v1.0.0"))

@@ -203,11 +203,24 @@ func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// Counts returns the number of modules and of versions held (not pruned).
-func (d *DB) Counts(ctx context.Context) (modules, versions int64, err error) {
-	err = d.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT path), COUNT(*) FROM versions WHERE pruned = 0`).Scan(&modules, &versions)
+// Totals are the sizes of what is held (not pruned).
+type Totals struct {
+	Modules, Versions, Bytes int64
+}
+
+// Totals returns the number of modules and versions held and the bytes of
+// their zips.
+func (d *DB) Totals(ctx context.Context) (Totals, error) {
+	var t Totals
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT path), COUNT(*), COALESCE(SUM(size), 0) FROM versions WHERE pruned = 0`).Scan(&t.Modules, &t.Versions, &t.Bytes)
 	if err != nil {
-		return 0, 0, fmt.Errorf("meta: %w", err)
+		return Totals{}, fmt.Errorf("meta: %w", err)
 	}
-	return modules, versions, nil
+	return t, nil
+}
+
+// Recent returns the n versions added last, newest first (pruned ones
+// included: it is the index's history).
+func (d *DB) Recent(ctx context.Context, n int) ([]Version, error) {
+	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions ORDER BY added DESC LIMIT ?`), n))
 }

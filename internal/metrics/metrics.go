@@ -31,6 +31,7 @@ type Metrics struct {
 	fetches   *prometheus.CounterVec
 	fetchTime *prometheus.HistogramVec
 	refused   *prometheus.CounterVec
+	hist      history
 }
 
 // New returns the metrics, with the Go runtime and process collectors.
@@ -84,6 +85,7 @@ func (m *Metrics) Request(endpoint string, code int, bytes int64, d time.Duratio
 	if cache != "" {
 		m.cache.WithLabelValues(endpoint, cache).Inc()
 	}
+	m.hist.request(code, bytes, cache)
 }
 
 // FetchDone records one fetch of a file ("info", "mod", "zip", "list",
@@ -98,9 +100,11 @@ func (m *Metrics) FetchDone(source, file string, d time.Duration, err error) {
 	}
 	m.fetches.WithLabelValues(source, file, result).Inc()
 	m.fetchTime.WithLabelValues(source, file).Observe(d.Seconds())
+	m.hist.fetch(source, d, err)
 }
 
 // Refused records content refused on ingest, by reason.
 func (m *Metrics) Refused(reason string) {
 	m.refused.WithLabelValues(reason).Inc()
+	m.hist.refused()
 }

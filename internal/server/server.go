@@ -53,6 +53,9 @@ type Options struct {
 	// Access decides who may read which modules; nil lets everyone read
 	// everything.
 	Access *access.Policy
+	// UI serves the web interface at / and /ui/; nil answers / with a
+	// line of text.
+	UI http.Handler
 	// ZipRedirect, when positive, answers zip requests with a redirect
 	// to a URL of the object store valid that long (the store must
 	// sign URLs: see mirror.Mirror.ZipURL).
@@ -76,6 +79,7 @@ type Options struct {
 // Handler serves Agora's HTTP endpoints.
 type Handler struct {
 	m           *mirror.Mirror
+	ui          http.Handler
 	access      *access.Policy
 	cat         Catalog
 	zipRedirect time.Duration
@@ -92,7 +96,7 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{m: o.Mirror, access: o.Access, cat: o.Catalog, zipRedirect: o.ZipRedirect, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr,
+	return &Handler{m: o.Mirror, ui: o.UI, access: o.Access, cat: o.Catalog, zipRedirect: o.ZipRedirect, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr,
 		obs: o.Observer, metrics: o.Metrics, ready: o.Ready}
 }
 
@@ -200,6 +204,10 @@ func (h *Handler) serve(w *recorder, r *http.Request) {
 		return
 	case p == "/catalog" && h.cat != nil:
 		h.serveCatalog(w, r)
+		return
+	case h.ui != nil && (p == "/" || strings.HasPrefix(p, "/ui/")):
+		w.endpoint = "ui"
+		h.ui.ServeHTTP(w, r)
 		return
 	case p == "/":
 		text(w, r, http.StatusOK, cacheNever, "Agora Go module mirror.\nSet GOPROXY to this server's URL.\n")
