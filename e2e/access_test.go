@@ -107,6 +107,15 @@ func TestAccessControl(t *testing.T) {
 		t.Errorf("go mod download without credentials: %v\n%s", err, out)
 	}
 
+	// agora status needs a token when access control is on.
+	tlsEnv := []string{"SSL_CERT_FILE=" + certFile}
+	if out, err := agoraCmd(t, tlsEnv, "status", "-server", a.URL); err == nil || !strings.Contains(out, "401") {
+		t.Errorf("agora status without a token: %v\n%s", err, out)
+	}
+	if out, err := agoraCmd(t, tlsEnv, "status", "-server", a.URL, "-token", corp); err != nil || !strings.Contains(out, "held:") {
+		t.Errorf("agora status with a token: %v\n%s", err, out)
+	}
+
 	// Brute force: after 10 failures a client is refused for a while,
 	// even with a good token.
 	for i := range 10 {

@@ -9,6 +9,7 @@
 //	agora verify [flags] [-quarantine]
 //	agora prune [flags] -unused-for DURATION [-keep go.sum]... [-apply]
 //	agora token create|list|revoke [flags]
+//	agora status [-server URL] [-token TOKEN]
 //
 // Run "agora <command> -h" for the flags; the settings each have a
 // matching AGORA_* environment variable and TOML file setting.
@@ -39,6 +40,7 @@ Usage:
   agora verify [flags]     re-hash every stored version; quarantine what is corrupt or missing
   agora prune [flags]      remove versions not requested for a while (dry run unless -apply)
   agora token ...          create, list and revoke client access tokens
+  agora status [flags]     what a running Agora is doing
 
 Run agora <command> -h for its flags.
 `
@@ -67,6 +69,8 @@ func run(args []string, stderr io.Writer) int {
 		return pruneStore(args[1:], stderr)
 	case "token":
 		return tokenCmd(args[1:], os.Stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], os.Stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stderr, usage)
 		return 0
