@@ -18,6 +18,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/agora-mirror/agora/internal/access"
 	"github.com/agora-mirror/agora/internal/config"
 	"github.com/agora-mirror/agora/internal/direct"
@@ -128,6 +134,13 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		return nil, err
 	}
 	a.closers = append(a.closers, data.Close)
+	if cfg.OTLPEndpoint != "" {
+		shutdown, err := startTracing(ctx, cfg.OTLPEndpoint)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, shutdown)
+	}
 	st, md := data.Store, data.Meta
 	uopts := upstream.Options{Timeout: cfg.UpstreamTimeout, Logger: log}
 	chain, err := upstream.ParseChain(cfg.Upstream, uopts)
@@ -201,6 +214,23 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	a.handler = server.New(so)
 	a.mirror = so.Mirror
 	return a, nil
+}
+
+// startTracing sends the traces of fills to an OpenTelemetry collector
+// (OTLP over HTTP) and returns the function that flushes and stops it.
+func startTracing(ctx context.Context, endpoint string) (func() error, error) {
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(strings.TrimSuffix(endpoint, "/")+"/v1/traces"))
+	if err != nil {
+		return nil, fmt.Errorf("otlp_endpoint: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "agora"))))
+	otel.SetTracerProvider(tp)
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return tp.Shutdown(ctx)
+	}, nil
 }
 
 // cachedTotals returns a function that reads the metadata's totals at most

@@ -50,6 +50,7 @@ type Config struct {
 	Offline         bool          // never fetch: serve only what is held
 	Auth            string        // module path patterns only tokens allowing them may read; empty: no access control
 	TLSCert, TLSKey string        // serve HTTPS with this certificate and key
+	OTLPEndpoint    string        // OpenTelemetry collector (OTLP over HTTP) to send traces of fills to
 
 	// Private modules and version control.
 	Private           string            // GOPRIVATE-style patterns fetched from version control only
@@ -218,6 +219,8 @@ var settings = func() []setting {
 	add("tls_cert", "certificate file (PEM) to serve HTTPS with; the go command sends netrc and GOAUTH credentials only over HTTPS", set, get)
 	set, get = str(func(c *Config) *string { return &c.TLSKey })
 	add("tls_key", "private key file (PEM) of tls_cert", set, get)
+	set, get = str(func(c *Config) *string { return &c.OTLPEndpoint })
+	add("otlp_endpoint", "send traces of fills (lock, fetch, check, store) to this OpenTelemetry collector, OTLP over HTTP, such as http://collector:4318; default: no tracing", set, get)
 	add("offline", "never contact an upstream, version control or a checksum database: serve only what is held (imported with agora import)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

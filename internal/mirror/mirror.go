@@ -29,6 +29,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
@@ -353,14 +357,43 @@ func (m *Mirror) ZipURL(ctx context.Context, path, vers string, expiry time.Dura
 // lock, held while fn runs; fn must first check whether another replica
 // did the work while this one waited).
 func (m *Mirror) fill(ctx context.Context, key string, fn func(context.Context) error) error {
-	return m.fills.do(ctx, key, func(ctx context.Context) error {
-		unlock, err := m.cat.Lock(ctx, key)
+	return m.fills.do(ctx, key, func(ctx context.Context) (err error) {
+		// A trace of each fill (a no-op unless the program installs an
+		// OpenTelemetry tracer provider): the wait for the cross-replica
+		// lock, then the fetch, checks and store as child spans.
+		kind, what, _ := strings.Cut(key, " ")
+		ctx, span := tracer.Start(ctx, "agora.fill "+kind, trace.WithAttributes(attribute.String("agora.fill.target", what)))
+		defer func() {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+		lctx, lspan := tracer.Start(ctx, "agora.lock")
+		unlock, err := m.cat.Lock(lctx, key)
+		lspan.End()
 		if err != nil {
 			return err
 		}
 		defer unlock()
 		return fn(ctx)
 	})
+}
+
+// tracer traces fills.
+var tracer = otel.Tracer("github.com/agora-mirror/agora/internal/mirror")
+
+// step runs one stage of a fill in its own span.
+func step(ctx context.Context, name string, fn func(context.Context) error) error {
+	ctx, span := tracer.Start(ctx, name)
+	defer span.End()
+	err := fn(ctx)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // info is the JSON of an .info file.
@@ -524,14 +557,19 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	defer os.Remove(tmp)
 	defer f.Close()
 	start := time.Now()
-	src, err := rt.Source.Fetch(ctx, path, vers, ".zip", MaxZipSize, func(r io.Reader) error {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
+	var src string
+	err = step(ctx, "agora.fetch", func(ctx context.Context) error {
+		var err error
+		src, err = rt.Source.Fetch(ctx, path, vers, ".zip", MaxZipSize, func(r io.Reader) error {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			if err := f.Truncate(0); err != nil {
+				return err
+			}
+			_, err := io.Copy(f, r)
 			return err
-		}
-		if err := f.Truncate(0); err != nil {
-			return err
-		}
-		_, err := io.Copy(f, r)
+		})
 		return err
 	})
 	m.obs.FetchDone(sourceKind(rt.Source, src), "zip", time.Since(start), err)
@@ -545,8 +583,12 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	zipHash, err := m.checkZip(ctx, rt, path, vers, tmp, src)
-	if err != nil {
+	var zipHash string
+	if err := step(ctx, "agora.check", func(ctx context.Context) error {
+		var err error
+		zipHash, err = m.checkZip(ctx, rt, path, vers, tmp, src)
+		return err
+	}); err != nil {
 		return err
 	}
 	modData, err := m.st.Get(ctx, fileKey(path, vers, ".mod"))
@@ -557,7 +599,12 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.st.PutFile(ctx, fileKey(path, vers, ".zip"), tmp); err != nil && !errors.Is(err, store.ErrExist) {
+	if err := step(ctx, "agora.store", func(ctx context.Context) error {
+		if err := m.st.PutFile(ctx, fileKey(path, vers, ".zip"), tmp); err != nil && !errors.Is(err, store.ErrExist) {
+			return err
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	// The version is complete: it enters the catalog, and the index.
