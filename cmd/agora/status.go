@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agora-mirror/agora/internal/config"
+	"github.com/agora-mirror/agora/internal/humanize"
 )
 
 // statusReport is the part of /ui/status.json that agora status prints.
@@ -77,10 +78,10 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "Agora at %s: up %s\n", server, st.Uptime)
-	fmt.Fprintf(stdout, "held:       %d modules, %d versions, %s\n", st.Totals.Modules, st.Totals.Versions, humanBytes(st.Totals.Bytes))
+	fmt.Fprintf(stdout, "held:       %d modules, %d versions, %s\n", st.Totals.Modules, st.Totals.Versions, humanize.Bytes(st.Totals.Bytes))
 	h := st.Hour
 	fmt.Fprintf(stdout, "last hour:  %d requests, hit rate %s (%d hits, %d misses), %d server errors, %s served, %d fetches, %d refused\n",
-		h.Requests, h.HitRate, h.Hits, h.Misses, h.Errors, humanBytes(h.BytesServed), h.Fetches, h.Refused)
+		h.Requests, h.HitRate, h.Hits, h.Misses, h.Errors, humanize.Bytes(h.BytesServed), h.Fetches, h.Refused)
 	for _, s := range st.Sources {
 		line := fmt.Sprintf("source %-4s %d ok, %d not found, %d failed", s.Source, s.OK, s.NotFound, s.Failed)
 		if !s.LastError.IsZero() {
@@ -94,16 +95,4 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -42,7 +41,7 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 		return nil, err
 	}
 	m := &Manifest{Format: Format, Created: time.Now().UTC()}
-	proofs := make(map[string][]byte) // checksum database files, by key
+	proofFiles := make(map[string][]byte) // checksum database files, by key
 	var verified []Entry
 	for _, r := range recs {
 		e := Entry{Path: r.Path, Version: r.Version, ZipHash: r.ZipHash, ModHash: r.ModHash,
@@ -58,10 +57,6 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 		}
 		// The proofs are the files a client starting from nothing reads
 		// to verify these records: read them from the cache, recording.
-		// A client may see the records in any order, each with the
-		// tree head of its lookup: collect what a client reading all
-		// of them in order needs (as the importer does), and what one
-		// reading each first needs (its inclusion in its own tree).
 		name := o.SumDB.Name
 		held := func(p string) ([]byte, bool) {
 			for _, prefix := range []string{"sumdb/", "sumdb-raw/"} {
@@ -71,36 +66,15 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 			}
 			return nil, false
 		}
-		read := func(p string) ([]byte, error) {
-			p = strings.TrimPrefix(p, "/")
-			if data, ok := held(p); ok {
-				return data, nil
-			}
-			// A client that verifies against an older tree head than
-			// the mirror's asks for narrower tiles than it holds.
-			if data, ok := sumdb.TileFromWider(p, held); ok {
-				return data, nil
-			}
-			return nil, fmt.Errorf("%s: not in the mirror's checksum database cache", p)
-		}
-		all := newProofOps(o.SumDB.Key, read)
-		if err := all.verify(verified); err != nil {
+		files, latest, err := proofs(o.SumDB.Key, held, verified)
+		if err != nil {
 			return nil, fmt.Errorf("collecting checksum database proofs from the cache: %w", err)
 		}
-		files := make(map[string][]byte)
-		maps.Copy(files, all.reads)
-		for _, e := range verified {
-			one := newProofOps(o.SumDB.Key, read)
-			if err := one.verify([]Entry{e}); err != nil {
-				return nil, fmt.Errorf("collecting checksum database proofs from the cache: %w", err)
-			}
-			maps.Copy(files, one.reads)
-		}
-		m.SumDB, m.TreeHead = name, string(all.latest)
+		m.SumDB, m.TreeHead = name, string(latest)
 		for p, data := range files {
 			key := "sumdb/" + name + p
 			m.SumDBFiles = append(m.SumDBFiles, key)
-			proofs[key] = data
+			proofFiles[key] = data
 		}
 		slices.Sort(m.SumDBFiles)
 	}
@@ -128,7 +102,7 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 		}
 	}
 	for _, key := range m.SumDBFiles {
-		data := proofs[key]
+		data := proofFiles[key]
 		if err := writeEntry(tw, key, m.Created, int64(len(data)), strings.NewReader(string(data))); err != nil {
 			return nil, err
 		}

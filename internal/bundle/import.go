@@ -246,29 +246,11 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 		data, ok := s.small["sumdb/"+s.m.SumDB+"/"+p]
 		return data, ok
 	}
-	ops := newProofOps(o.SumDB.Key, func(p string) ([]byte, error) {
-		p = strings.TrimPrefix(p, "/")
-		if data, ok := have(p); ok {
-			return data, nil
-		}
-		if data, ok := sumdb.TileFromWider(p, have); ok {
-			return data, nil
-		}
-		return nil, fmt.Errorf("%s: not in the bundle", p)
-	})
-	// As export collected them: all records in order, then each
-	// record alone (a client may see any record first).
-	if err := ops.verify(verified); err != nil {
+	files, latest, err := proofs(o.SumDB.Key, have, verified)
+	if err != nil {
 		return invalid("%v", err)
 	}
-	maps.Copy(s.proofs, prefixed(s.m.SumDB, ops.reads))
-	for _, e := range verified {
-		one := newProofOps(o.SumDB.Key, ops.read)
-		if err := one.verify([]Entry{e}); err != nil {
-			return invalid("%v", err)
-		}
-		maps.Copy(s.proofs, prefixed(s.m.SumDB, one.reads))
-	}
+	maps.Copy(s.proofs, prefixed(s.m.SumDB, files))
 	// Every file stored must have been read, hence checked, by the
 	// verification: nothing rides along into the cache unchecked.
 	for _, k := range s.m.SumDBFiles {
@@ -276,7 +258,7 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 			return invalid("checksum database file %s is not part of any proof", k)
 		}
 	}
-	s.m.TreeHead = string(ops.latest) // the verified one, whatever the manifest says
+	s.m.TreeHead = string(latest) // the verified one, whatever the manifest says
 	return nil
 }
 

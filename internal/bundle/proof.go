@@ -3,12 +3,15 @@ package bundle
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"strings"
 	"sync"
 
 	xsumdb "golang.org/x/mod/sumdb"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/agora-mirror/agora/internal/sumdb"
 )
 
 // proofOps gives the x/mod checksum database client a database made of
@@ -120,4 +123,38 @@ func treeSize(key string, head []byte) (int64, error) {
 		return 0, err
 	}
 	return t.N, nil
+}
+
+// proofs verifies entries against the checksum database whose files have
+// finds (by path below the database's root, "lookup/..." or "tile/...";
+// narrower tiles are cut from wider ones), as clients may: all records in
+// order, as the importer does, and each record alone, since a client may
+// see any record first. It returns every file the verification read, by
+// remote path, and the latest tree head it verified.
+func proofs(key string, have func(path string) ([]byte, bool), entries []Entry) (files map[string][]byte, latest []byte, err error) {
+	read := func(p string) ([]byte, error) {
+		p = strings.TrimPrefix(p, "/")
+		if data, ok := have(p); ok {
+			return data, nil
+		}
+		// A client that verifies against an older tree head asks for
+		// narrower tiles than are held.
+		if data, ok := sumdb.TileFromWider(p, have); ok {
+			return data, nil
+		}
+		return nil, fmt.Errorf("%s: not held", p)
+	}
+	all := newProofOps(key, read)
+	if err := all.verify(entries); err != nil {
+		return nil, nil, err
+	}
+	files = maps.Clone(all.reads)
+	for _, e := range entries {
+		one := newProofOps(key, read)
+		if err := one.verify([]Entry{e}); err != nil {
+			return nil, nil, err
+		}
+		maps.Copy(files, one.reads)
+	}
+	return files, all.latest, nil
 }

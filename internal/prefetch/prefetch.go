@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/module"
+
+	"github.com/agora-mirror/agora/internal/humanize"
 )
 
 // Options configure Run.
@@ -473,7 +475,7 @@ func (p *progress) done(it Item) {
 	defer p.mu.Unlock()
 	p.counts[it.Outcome]++
 	if !p.terminal {
-		detail := fmt.Sprintf("(%s)", size(it.Bytes))
+		detail := fmt.Sprintf("(%s)", humanize.Bytes(it.Bytes))
 		if it.Outcome == Failed {
 			detail = "(" + firstLine(it.Detail) + ")"
 		}
@@ -515,7 +517,7 @@ func summarize(w io.Writer, r Result) {
 		}
 	}
 	fmt.Fprintf(w, "%d module versions: %d fetched (%s), %d already present, %d failed\n",
-		len(r.Items), r.Count(Fetched), size(bytes), r.Count(Present), r.Count(Failed))
+		len(r.Items), r.Count(Fetched), humanize.Bytes(bytes), r.Count(Present), r.Count(Failed))
 	for _, it := range r.Items {
 		if it.Outcome == Failed {
 			fmt.Fprintf(w, "  failed %s@%s: %s\n", it.Path, it.Version, firstLine(it.Detail))
@@ -529,16 +531,6 @@ func summarize(w io.Writer, r Result) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-func size(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // removeModCache removes a module cache, whose files the go command makes

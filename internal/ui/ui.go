@@ -27,6 +27,7 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/agora-mirror/agora/internal/access"
+	"github.com/agora-mirror/agora/internal/humanize"
 	"github.com/agora-mirror/agora/internal/meta"
 	"github.com/agora-mirror/agora/internal/metrics"
 	"github.com/agora-mirror/agora/internal/mirror"
@@ -78,7 +79,7 @@ func New(o Options) *Handler {
 		"escPath": func(p string) string { ep, _ := module.EscapePath(p); return ep },
 		"escVers": func(v string) string { ev, _ := module.EscapeVersion(v); return ev },
 		"ago":     ago,
-		"size":    size,
+		"size":    humanize.Bytes,
 		"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"pct":     func(n, d int64) string { return pct(n, d) },
 	}
@@ -391,16 +392,4 @@ func ago(t time.Time) string {
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
-}
-
-func size(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
