@@ -24,6 +24,11 @@
 // twice with the same flags gives the same files. Versions are written by a
 // pool of -workers goroutines, with a progress line every 10%.
 //
+// -deps N gives each module a go.mod requiring N modules generated before it
+// (chosen by the seed), making a dependency graph, and -project DIR writes a
+// main module requiring the graph's roots, for `go mod download all` cold
+// fill benchmarks (bench/coldfill).
+//
 // -big N:SIZE adds N more modules <prefix>/big/bNN with one version v1.0.0
 // each, whose zip holds SIZE bytes of random content (SIZE takes the
 // suffixes KiB, MiB, GiB, or none for bytes), for throughput benchmarks.
@@ -58,6 +63,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +77,12 @@ import (
 	"github.com/agora-mirror/agora/internal/meta"
 )
 
+// modPath returns the path of generated module i.
+func (c config) modPath(i int) string {
+	width := max(5, len(strconv.Itoa(c.modules-1)))
+	return fmt.Sprintf("%s/m%0*d", c.prefix, width, i)
+}
+
 type config struct {
 	dir      string
 	modules  int
@@ -82,6 +94,8 @@ type config struct {
 	seed     uint64
 	workers  int
 	meta     bool
+	deps     int
+	project  string
 	urls     string
 	list     bool
 }
@@ -99,6 +113,8 @@ func main() {
 	flag.IntVar(&c.workers, "workers", runtime.GOMAXPROCS(0), "goroutines writing versions")
 	flag.BoolVar(&c.meta, "meta", true, "record the versions in <dir>/agora.db")
 	flag.StringVar(&c.urls, "urls", "", "file to write the request paths to (default <dir>/urls.txt; - for standard output)")
+	flag.IntVar(&c.deps, "deps", 0, "each module's go.mod requires this many modules generated before it (a dependency graph)")
+	flag.StringVar(&c.project, "project", "", "write a main module into this directory whose go.mod requires the modules nothing else requires (with -deps: the graph's roots)")
 	flag.BoolVar(&c.list, "list", true, "also write each module's @v/list file (the GOPROXY file tree has it; Agora ignores it)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: genstore -dir D [-modules N] [-versions N] [-zipsize SIZE] [-big N:SIZE] [flags]\n")
@@ -172,8 +188,7 @@ type job struct {
 
 func run(c config) error {
 	start := time.Now()
-	width := max(5, len(strconv.Itoa(c.modules-1)))
-	modPath := func(i int) string { return fmt.Sprintf("%s/m%0*d", c.prefix, width, i) }
+	modPath := c.modPath
 	bigPath := func(i int) string { return fmt.Sprintf("%s/big/b%02d", c.prefix, i) }
 	for _, p := range []string{modPath(0), bigPath(0)} {
 		if err := module.CheckPath(p); err != nil {
@@ -298,6 +313,12 @@ func run(c config) error {
 	if c.urls != "-" {
 		fmt.Fprintf(os.Stderr, "genstore: request paths in %s\n", c.urls)
 	}
+	if c.project != "" {
+		if err := writeProject(c, c.project); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "genstore: a main module requiring the graph's roots in %s\n", c.project)
+	}
 	fmt.Fprintf(os.Stderr, "genstore: done: %d versions, %.1f MiB of zips in %s\n",
 		total, float64(bytesOut.Load())/(1<<20), time.Since(start).Round(time.Millisecond))
 	return nil
@@ -386,7 +407,7 @@ func (w *writer) version(c config, j job, dir, vers string, verIndex int) (int64
 	if err != nil {
 		return 0, err
 	}
-	gomod := []byte("module " + j.path + "\n\ngo 1.21\n")
+	gomod := []byte("module " + j.path + "\n\ngo 1.21\n" + requires(c, j))
 
 	// Random content, a pure function of the seed, module and version.
 	n := max(j.size-zipOverhead(j.path, vers)-int64(len(gomod)), 0)
@@ -435,6 +456,70 @@ func (w *writer) version(c config, j job, dir, vers string, verIndex int) (int64
 	w.records <- meta.Version{Path: j.path, Version: vers, ZipHash: zipHash, ModHash: modHash,
 		Size: int64(w.zip.Len()), Origin: "genstore", Verification: meta.Pinned}
 	return int64(w.zip.Len()), nil
+}
+
+// dependencies returns the indexes of the modules module i requires: c.deps
+// of the modules before it, a pure function of the seed.
+func dependencies(c config, i int) []int {
+	if c.deps <= 0 || i == 0 {
+		return nil
+	}
+	var key [16]byte
+	binary.LittleEndian.PutUint64(key[0:], c.seed)
+	binary.LittleEndian.PutUint64(key[8:], uint64(i))
+	rng := rand.New(rand.NewChaCha8(sha256.Sum256(key[:])))
+	seen := make(map[int]bool)
+	var out []int
+	for len(out) < min(c.deps, i) {
+		if d := rng.IntN(i); !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// requires returns the require block of a generated module's go.mod.
+func requires(c config, j job) string {
+	deps := dependencies(c, j.modIndex)
+	if len(deps) == 0 || j.modIndex >= c.modules {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\nrequire (\n")
+	for _, d := range deps {
+		fmt.Fprintf(&b, "\t%s v1.%d.0\n", c.modPath(d), c.versions-1)
+	}
+	b.WriteString(")\n")
+	return b.String()
+}
+
+// writeProject writes a main module requiring every generated module that
+// no other one requires, and a main package, into dir.
+func writeProject(c config, dir string) error {
+	required := make(map[int]bool)
+	for i := range c.modules {
+		for _, d := range dependencies(c, i) {
+			required[d] = true
+		}
+	}
+	var b strings.Builder
+	b.WriteString("module example.com/project\n\ngo 1.21\n\nrequire (\n")
+	for i := range c.modules {
+		if !required[i] {
+			fmt.Fprintf(&b, "\t%s v1.%d.0\n", c.modPath(i), c.versions-1)
+		}
+	}
+	b.WriteString(")\n")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(dir, "go.sum"))
+	return os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
 }
 
 // memFile is a module file held in memory, for modzip.Create.

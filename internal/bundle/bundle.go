@@ -71,6 +71,8 @@ type Catalog interface {
 	AddVersion(ctx context.Context, v meta.Version) (meta.Version, bool, error)
 	State(ctx context.Context, key string) ([]byte, time.Time, error)
 	SwapState(ctx context.Context, key string, old, new []byte) (bool, error)
+	Pin(ctx context.Context, path, version, file, hash string) (string, error)
+	PinnedHash(ctx context.Context, path, version, file string) (string, error)
 }
 
 // ParseVersions parses "module@version" arguments.

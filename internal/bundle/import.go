@@ -221,9 +221,12 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 			return err
 		}
 		for file, h := range map[string]string{"zip": e.ZipHash, "go.mod": e.ModHash} {
-			pin, err := o.Store.Get(ctx, mirror.PinKey(e.Path, e.Version, file))
-			if err == nil && strings.TrimSpace(string(pin)) != h {
-				return invalid("%s@%s: its %s differs from the one this mirror first fetched (%s)", e.Path, e.Version, file, strings.TrimSpace(string(pin)))
+			pin, err := o.Catalog.PinnedHash(ctx, e.Path, e.Version, file)
+			if err == nil && pin != h {
+				return invalid("%s@%s: its %s differs from the one this mirror first fetched (%s)", e.Path, e.Version, file, pin)
+			}
+			if err != nil && !errors.Is(err, meta.ErrNotFound) {
+				return err
 			}
 		}
 	}
@@ -294,11 +297,10 @@ func (s *staged) write(ctx context.Context, o ImportOptions) (ImportResult, erro
 			}
 		}
 		if e.Verification == meta.Pinned {
-			if err := put(mirror.PinKey(e.Path, e.Version, "go.mod"), []byte(e.ModHash+"\n")); err != nil {
-				return res, err
-			}
-			if err := put(mirror.PinKey(e.Path, e.Version, "zip"), []byte(e.ZipHash+"\n")); err != nil {
-				return res, err
+			for file, h := range map[string]string{"zip": e.ZipHash, "go.mod": e.ModHash} {
+				if _, err := o.Catalog.Pin(ctx, e.Path, e.Version, file, h); err != nil {
+					return res, err
+				}
 			}
 		}
 		key := mirror.FileKey(e.Path, e.Version, ".zip")

@@ -290,6 +290,23 @@ func testMeta(t *testing.T, newDB opener) {
 		}
 	})
 
+	t.Run("PinsKeepTheFirstHash", func(t *testing.T) {
+		dsn := newDB(t)
+		a, b := open(t, dsn), open(t, dsn)
+		if _, err := a.PinnedHash(ctx, "corp.example/m", "v1.0.0", "zip"); !errors.Is(err, meta.ErrNotFound) {
+			t.Fatalf("PinnedHash before any pin: %v", err)
+		}
+		if h, err := a.Pin(ctx, "corp.example/m", "v1.0.0", "zip", "h1:first"); err != nil || h != "h1:first" {
+			t.Fatalf("first Pin = %q, %v", h, err)
+		}
+		if h, err := b.Pin(ctx, "corp.example/m", "v1.0.0", "zip", "h1:second"); err != nil || h != "h1:first" {
+			t.Errorf("second Pin (another replica) = %q, %v; want the first hash", h, err)
+		}
+		if h, err := b.Pin(ctx, "corp.example/m", "v1.0.0", "go.mod", "h1:mod"); err != nil || h != "h1:mod" {
+			t.Errorf("Pin of another file = %q, %v", h, err)
+		}
+	})
+
 	t.Run("State", func(t *testing.T) {
 		db := open(t, newDB(t))
 		if _, _, err := db.State(ctx, "k"); !errors.Is(err, meta.ErrNotFound) {

@@ -39,6 +39,15 @@ var migrations = []string{
 		created  BIGINT NOT NULL,
 		revoked  BIGINT NOT NULL DEFAULT 0
 	);`,
+	// 4: hashes pinned at first fetch, for versions no checksum database
+	// vouches for.
+	`CREATE TABLE pins (
+		path    TEXT NOT NULL,
+		version TEXT NOT NULL,
+		file    TEXT NOT NULL,
+		hash    TEXT NOT NULL,
+		PRIMARY KEY (path, version, file)
+	);`,
 }
 
 // migrationLock serializes migrations between replicas (PostgreSQL).

@@ -104,6 +104,9 @@ type Catalog interface {
 	Lock(ctx context.Context, name string) (unlock func(), err error)
 	// Touch records when versions were last requested.
 	Touch(ctx context.Context, uses []meta.Use) error
+	// Pin records the hash of a version's file unless one is recorded,
+	// and returns the one recorded.
+	Pin(ctx context.Context, path, version, file, hash string) (string, error)
 }
 
 // Observer is told what the mirror does, for metrics.
@@ -443,9 +446,12 @@ func (m *Mirror) route(path, vers string) (Route, error) {
 
 // fillMeta fetches, checks and stores the .info and .mod of path@vers.
 func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
-	// A fill that ended just before this one started may have stored it.
+	// A fill that ended just before this one started (here or on
+	// another replica) may have stored both.
 	if _, err := m.st.Get(ctx, fileKey(path, vers, ".info")); err == nil {
-		return nil
+		if _, err := m.st.Get(ctx, fileKey(path, vers, ".mod")); err == nil {
+			return nil
+		}
 	}
 	rt, err := m.route(path, vers)
 	if err != nil {
@@ -477,10 +483,11 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	if err := m.checkMod(ctx, rt, path, vers, modData, modSrc); err != nil {
 		return err
 	}
-	if err := m.put(ctx, fileKey(path, vers, ".mod"), modData); err != nil {
-		return err
-	}
-	if err := m.put(ctx, fileKey(path, vers, ".info"), infoOut); err != nil {
+	// Both at once: each write waits for its own sync to disk.
+	wg, wctx := errgroup.WithContext(ctx)
+	wg.Go(func() error { return m.put(wctx, fileKey(path, vers, ".mod"), modData) })
+	wg.Go(func() error { return m.put(wctx, fileKey(path, vers, ".info"), infoOut) })
+	if err := wg.Wait(); err != nil {
 		return err
 	}
 	m.log.Info("filled", "module", path, "version", vers, "files", "info,mod", "source", modSrc)

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-
-	"github.com/agora-mirror/agora/internal/store"
 )
 
 // ErrChanged is matched by errors about a version whose content differs
@@ -30,35 +27,18 @@ func (e *ChangedError) Error() string {
 // Is reports whether target is ErrChanged or ErrBadUpstream.
 func (e *ChangedError) Is(target error) bool { return target == ErrChanged || target == ErrBadUpstream }
 
-// PinKey returns the store key where the hash of a version's file ("zip"
-// or "go.mod") is recorded when no checksum database vouches for it.
-func PinKey(path, vers, file string) string { return pinKey(path, vers, file) }
-
-func pinKey(path, vers, file string) string {
-	ext := ".zip"
-	if file == "go.mod" {
-		ext = ".mod"
-	}
-	ep, ev := escaped(path, vers)
-	return "pins/" + ep + "/@v/" + ev + ext
-}
-
 // pin records the hash of a version's file the first time it is fetched,
 // and refuses a later fetch whose hash differs. It stands in for the
 // checksum database for modules that are not in one (private modules):
 // once Agora has served a version, its content never changes, even if
-// its files are lost and fetched again.
+// its files are lost and fetched again. Pins live in the catalog, shared
+// by replicas.
 func (m *Mirror) pin(ctx context.Context, path, vers, file, hash, src string) error {
-	key := pinKey(path, vers, file)
-	err := m.st.Put(ctx, key, []byte(hash+"\n"))
-	if err == nil || !errors.Is(err, store.ErrExist) {
-		return err
-	}
-	old, err := m.st.Get(ctx, key)
+	want, err := m.cat.Pin(ctx, path, vers, file, hash)
 	if err != nil {
 		return err
 	}
-	if want := strings.TrimSpace(string(old)); want != hash {
+	if want != hash {
 		err := &ChangedError{Module: path, Version: vers, File: file, Source: src, Got: hash, Want: want}
 		m.log.Error("REFUSED: version content changed since it was first fetched", "module", path, "version", vers, "file", file, "source", src, "now", hash, "first", want)
 		return err

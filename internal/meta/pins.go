@@ -1,0 +1,33 @@
+package meta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Pin records hash as the hash of a version's file ("zip" or "go.mod") if
+// none is recorded yet, and returns the hash recorded: hash itself the
+// first time, the first one ever recorded after that (whichever replica
+// recorded it).
+func (d *DB) Pin(ctx context.Context, path, version, file, hash string) (string, error) {
+	if _, err := d.db.ExecContext(ctx, d.q(`INSERT INTO pins (path, version, file, hash) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		path, version, file, hash); err != nil {
+		return "", fmt.Errorf("meta: %w", err)
+	}
+	return d.PinnedHash(ctx, path, version, file)
+}
+
+// PinnedHash returns the hash pinned for a version's file, or ErrNotFound.
+func (d *DB) PinnedHash(ctx context.Context, path, version, file string) (string, error) {
+	var h string
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT hash FROM pins WHERE path = ? AND version = ? AND file = ?`), path, version, file).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("meta: %w", err)
+	}
+	return h, nil
+}
