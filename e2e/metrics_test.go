@@ -57,6 +57,8 @@ func TestMetricsMatchAScriptedWorkload(t *testing.T) {
 		`agora_requests_total{code="404",endpoint="info"}`:                      "1",
 		`agora_requests_total{code="200",endpoint="info"}`:                      "2",
 		`agora_fills_in_progress`:                                               "0",
+		`agora_store_versions`:                                                  "1",
+		`agora_store_modules`:                                                   "1",
 	}
 	for k, v := range want {
 		if m[k] != v {
@@ -68,6 +70,9 @@ func TestMetricsMatchAScriptedWorkload(t *testing.T) {
 	}
 	if m[`agora_served_bytes_total{endpoint="zip"}`] != strconv.Itoa(3*len(f.mod(t, "example.com/hello@v1.0.0").Zip)) {
 		t.Errorf("zip bytes served = %s, want 3 zips", m[`agora_served_bytes_total{endpoint="zip"}`])
+	}
+	if m[`agora_store_bytes`] != strconv.Itoa(len(f.mod(t, "example.com/hello@v1.0.0").Zip)) {
+		t.Errorf("agora_store_bytes = %s, want the one zip's size", m[`agora_store_bytes`])
 	}
 	if code, _, body := get(t, a.URL+"/readyz"); code != 200 {
 		t.Errorf("/readyz = %d %q", code, body)
