@@ -184,11 +184,14 @@ func TestAirGap(t *testing.T) {
 		t.Errorf("prefetch wrote the project's go.sum (%v)", err)
 	}
 	online.stop(t)
-	// Directly on the store, with a list file: the graph is held; one
-	// more version is fetched.
+	// Directly on the store, with a workspace (a directory holding a
+	// go.work) and a list file: the graph is held; one more version is
+	// fetched.
+	ws := t.TempDir()
+	writeFile(t, ws, "go.work", "go 1.21\n\nuse "+app+"\n")
 	list := filepath.Join(t.TempDir(), "more.txt")
 	writeFile(t, filepath.Dir(list), "more.txt", "# extra\ngithub.com/Upper/Case@v1.0.0\n")
-	out = mustAgora(t, f.goEnv(t, online), append([]string{"prefetch", "--data-dir", online.DataDir}, append(f.agoraArgs(""), app, list)...)...)
+	out = mustAgora(t, f.goEnv(t, online), append([]string{"prefetch", "--data-dir", online.DataDir}, append(f.agoraArgs(""), filepath.Join(ws, "go.work"), list)...)...)
 	if !strings.Contains(out, "4 module versions: 1 fetched") || !strings.Contains(out, "3 already present") {
 		t.Errorf("prefetch on the store:\n%s", out)
 	}
