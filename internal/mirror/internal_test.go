@@ -123,7 +123,8 @@ func TestLRU(t *testing.T) {
 
 	c := newLRU(8 * (10 + entryOverhead))
 	for i := range 8 {
-		c.add(item(i))
+		k, v := item(i)
+		c.add(k, v, "", "")
 	}
 	for i := range 8 {
 		if !has(c, i) {
@@ -132,7 +133,8 @@ func TestLRU(t *testing.T) {
 	}
 	// Touch 0 so that 1 is now the least recently used.
 	has(c, 0)
-	c.add(item(8))
+	k8, v8 := item(8)
+	c.add(k8, v8, "", "")
 	if has(c, 1) {
 		t.Errorf("least recently used item 1 still cached after the bound was passed")
 	}
@@ -146,19 +148,19 @@ func TestLRU(t *testing.T) {
 	}
 
 	// An item larger than an eighth of the cache is not kept.
-	c.add("big", make([]byte, 20+c.max/8))
+	c.add("big", make([]byte, 20+c.max/8), "", "")
 	if _, ok := c.get("big"); ok {
 		t.Errorf("an item over max/8 was cached")
 	}
 	// Adding a key again keeps the first data.
 	k, first := item(8)
-	c.add(k, []byte("zzzzzzzz"))
+	c.add(k, []byte("zzzzzzzz"), "", "")
 	if got, _ := c.get(k); string(got) != string(first) {
 		t.Errorf("re-adding %s replaced its data: %q", k, got)
 	}
 
 	off := newLRU(-1)
-	off.add("k", []byte("v"))
+	off.add("k", []byte("v"), "", "")
 	if _, ok := off.get("k"); ok {
 		t.Errorf("a disabled cache returned an item")
 	}

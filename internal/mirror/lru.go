@@ -16,8 +16,9 @@ type lru struct {
 }
 
 type lruItem struct {
-	key  string
-	data []byte
+	key        string
+	data       []byte
+	path, vers string // the version the file belongs to
 }
 
 // entryOverhead approximates the memory an entry costs beyond its key and
@@ -33,21 +34,29 @@ func newLRU(maxBytes int) *lru {
 }
 
 func (c *lru) get(key string) ([]byte, bool) {
-	if c.max <= 0 {
+	it := c.item(key)
+	if it == nil {
 		return nil, false
+	}
+	return it.data, true
+}
+
+func (c *lru) item(key string) *lruItem {
+	if c.max <= 0 {
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.items[key]
 	if !ok {
-		return nil, false
+		return nil
 	}
 	c.ll.MoveToFront(e)
-	return e.Value.(*lruItem).data, true
+	return e.Value.(*lruItem)
 }
 
-func (c *lru) add(key string, data []byte) {
-	it := &lruItem{key, data}
+func (c *lru) add(key string, data []byte, path, vers string) {
+	it := &lruItem{key: key, data: data, path: path, vers: vers}
 	n := it.cost()
 	if c.max <= 0 || n > c.max/8 {
 		return

@@ -267,7 +267,7 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 	}
 	data, err := m.st.Get(ctx, key)
 	if err == nil {
-		m.small.add(key, data)
+		m.small.add(key, data, path, vers)
 		return data, true, nil
 	}
 	if !errors.Is(err, store.ErrNotExist) {
@@ -283,9 +283,24 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 	}
 	data, err = m.st.Get(ctx, key)
 	if err == nil {
-		m.small.add(key, data)
+		m.small.add(key, data, path, vers)
 	}
 	return data, false, err
+}
+
+// Cached returns an .info or .mod file from the in-memory cache by its
+// escaped GOPROXY path ("/<escaped module>/@v/<escaped version>.info", as
+// in a request URL), with the module path and version it belongs to; ok is
+// false when it is not cached. Only files answered before, for validated
+// canonical requests, are cached, so a path that is found needs no further
+// parsing: it is the fast path for the hottest requests.
+func (m *Mirror) Cached(urlPath string) (data []byte, path, vers string, ok bool) {
+	it := m.small.item("mod" + urlPath)
+	if it == nil {
+		return nil, "", "", false
+	}
+	m.used(it.path, it.vers)
+	return it.data, it.path, it.vers, true
 }
 
 // Zip opens the zip of a canonical version, filling it if needed. The
