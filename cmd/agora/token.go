@@ -61,6 +61,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 		}
+		allow = access.NormalizePatterns(allow)
 		tok := access.NewToken()
 		if err := data.Meta.CreateToken(ctx, meta.Token{Name: name, Hash: access.Hash(tok), Patterns: allow}); err != nil {
 			fmt.Fprintf(stderr, "agora token create: %v\n", err)

@@ -81,6 +81,7 @@ type Policy struct {
 
 	mu       sync.Mutex
 	valid    map[string]cached      // token hash -> identity, for CacheTTL
+	known    map[string]time.Time   // token hash -> when last found valid
 	failures map[string]*failWindow // client address -> failures
 }
 
@@ -94,8 +95,23 @@ type failWindow struct {
 	n     int
 }
 
+// NormalizePatterns returns a comma-separated pattern list with the spaces
+// around each pattern removed and empty ones dropped, as
+// module.MatchPrefixPatterns needs it ("a.example, b.example" would
+// otherwise not match b.example).
+func NormalizePatterns(patterns string) string {
+	var out []string
+	for _, p := range strings.Split(patterns, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
 // New returns a Policy; with no protected patterns it allows everything.
 func New(o Options) *Policy {
+	o.Protected = NormalizePatterns(o.Protected)
 	if o.MaxFailures <= 0 {
 		o.MaxFailures = 10
 	}
@@ -105,7 +121,7 @@ func New(o Options) *Policy {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = 30 * time.Second
 	}
-	return &Policy{o: o, valid: make(map[string]cached), failures: make(map[string]*failWindow)}
+	return &Policy{o: o, valid: make(map[string]cached), known: make(map[string]time.Time), failures: make(map[string]*failWindow)}
 }
 
 // Enabled reports whether any module is protected.
@@ -159,15 +175,20 @@ func (p *Policy) Authenticate(r *http.Request) (*Identity, error) {
 		return nil, nil
 	}
 	addr := clientAddr(r)
-	if p.blocked(addr) {
-		return nil, ErrTooManyFailures
-	}
 	h := Hash(tok)
 	p.mu.Lock()
 	c, hit := p.valid[h]
+	knownAt, known := p.known[h]
 	p.mu.Unlock()
 	if hit && time.Now().Before(c.expires) {
 		return c.id, nil
+	}
+	// An address over its failure limit is refused, except for tokens
+	// found valid within the last hour: other clients behind the same
+	// proxy or NAT keep working, while a guesser, who cannot name such
+	// a token, is refused.
+	if p.blocked(addr) && !(known && time.Since(knownAt) < time.Hour) {
+		return nil, ErrTooManyFailures
 	}
 	t, err := p.o.Tokens.TokenByHash(r.Context(), h)
 	if errors.Is(err, meta.ErrNotFound) || (err == nil && subtle.ConstantTimeCompare([]byte(t.Hash), []byte(h)) != 1) {
@@ -177,12 +198,16 @@ func (p *Policy) Authenticate(r *http.Request) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{Name: t.Name, Patterns: t.Patterns}
+	id := &Identity{Name: t.Name, Patterns: NormalizePatterns(t.Patterns)}
 	p.mu.Lock()
 	if len(p.valid) > 10000 {
 		clear(p.valid)
 	}
+	if len(p.known) > 10000 {
+		clear(p.known)
+	}
 	p.valid[h] = cached{id: id, expires: time.Now().Add(p.o.CacheTTL)}
+	p.known[h] = time.Now()
 	p.mu.Unlock()
 	return id, nil
 }
@@ -230,6 +255,12 @@ func (p *Policy) Check(r *http.Request, path string) error {
 		return fmt.Errorf("%s: %w: give a token as the password in ~/.netrc (machine <host:port of this server> login agora password <token>) or through GOAUTH; an operator creates one with `agora token create`", path, ErrUnauthenticated)
 	}
 	return fmt.Errorf("%s: %w: token %q may read %q; ask an operator for a token that allows this module", path, ErrForbidden, id.Name, id.Patterns)
+}
+
+// MayReadAll reports whether id may read every module (a token allowing
+// "*"), as the status page requires when access control is on.
+func (p *Policy) MayReadAll(id *Identity) bool {
+	return !p.Enabled() || (id != nil && id.Patterns == "*")
 }
 
 // Filter returns a function reporting whether the request may read a

@@ -126,21 +126,36 @@ func (h *Handler) serveCatalog(w *recorder, r *http.Request) {
 		errorText(w, http.StatusBadRequest, bad)
 		return
 	}
-	mods, err := h.cat.Modules(r.Context(), q.Get("after"), q.Get("q"), limit+1)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	// Modules the client may not read are skipped, and never named
+	// (not even as the next page's cursor): read on until the page is
+	// full of readable ones or the catalog ends.
+	may := h.access.Filter(r)
+	var mods []meta.Module
+	after, more := q.Get("after"), true
+	for rounds := 0; more && len(mods) <= limit && rounds < 100; rounds++ {
+		batch, err := h.cat.Modules(r.Context(), after, q.Get("q"), limit+1)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		more = len(batch) == limit+1
+		for _, m := range batch {
+			if may(m.Path) {
+				mods = append(mods, m)
+			}
+		}
+		if len(batch) > 0 {
+			after = batch[len(batch)-1].Path
+		}
 	}
 	page := catalogPage{Modules: []catalogModule{}}
 	if len(mods) > limit {
 		mods = mods[:limit]
 		page.Next = mods[limit-1].Path
+	} else if more && len(mods) > 0 {
+		page.Next = mods[len(mods)-1].Path
 	}
-	may := h.access.Filter(r)
 	for _, m := range mods {
-		if !may(m.Path) {
-			continue
-		}
 		cm := catalogModule{Path: m.Path}
 		for _, v := range m.Versions {
 			cm.Versions = append(cm.Versions, catalogVersion{Version: v.Version, Time: v.Added, ZipHash: v.ZipHash,

@@ -31,11 +31,14 @@ import (
 	"github.com/agora-mirror/agora/internal/upstream"
 )
 
-// Cache-Control values.
+// Cache-Control values. Answers for modules under access control are
+// private: a shared cache must not hand them to others.
 const (
-	cacheForever = "public, max-age=31536000, immutable"
-	cacheBriefly = "public, max-age=60"
-	cacheNever   = "no-store"
+	cacheForever        = "public, max-age=31536000, immutable"
+	cacheBriefly        = "public, max-age=60"
+	cacheNever          = "no-store"
+	cacheForeverPrivate = "private, max-age=31536000, immutable"
+	cacheBrieflyPrivate = "private, max-age=60"
 )
 
 // RequestObserver is told of every answered request, for metrics.
@@ -310,7 +313,7 @@ func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request
 	hd := w.Header()
 	hd["Content-Type"] = ctype
 	hd["Content-Length"] = []string{strconv.Itoa(len(data))}
-	hd["Cache-Control"] = cache
+	hd["Cache-Control"] = h.private(req.Module, cache)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(data)
@@ -321,9 +324,23 @@ func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request
 var (
 	ctypeJSON  = []string{"application/json"}
 	ctypeText  = []string{"text/plain; charset=utf-8"}
-	cacheImmut = []string{cacheForever}
-	cacheShort = []string{cacheBriefly}
+	cacheImmut        = []string{cacheForever}
+	cacheShort        = []string{cacheBriefly}
+	cacheImmutPrivate = []string{cacheForeverPrivate}
+	cacheShortPrivate = []string{cacheBrieflyPrivate}
 )
+
+// private returns the private variant of a Cache-Control value when the
+// module is under access control.
+func (h *Handler) private(modPath string, cache []string) []string {
+	if !h.access.Protected(modPath) {
+		return cache
+	}
+	if cache[0] == cacheForever {
+		return cacheImmutPrivate
+	}
+	return cacheShortPrivate
+}
 
 func outcome(hit bool, err error) string {
 	switch {
@@ -359,7 +376,7 @@ func (h *Handler) serveZip(w *recorder, r *http.Request, req protocol.Request) {
 	w.cache = outcome(hit, nil)
 	hd := w.Header()
 	hd.Set("Content-Type", "application/zip")
-	hd.Set("Cache-Control", cacheForever)
+	hd["Cache-Control"] = h.private(req.Module, cacheImmut)
 	// Objects are written once, so size and time identify the content.
 	hd.Set("ETag", fmt.Sprintf(`"%x-%x"`, obj.ModTime().UnixNano(), obj.Size()))
 	var content io.ReadSeeker = obj

@@ -176,10 +176,11 @@ func summarize(m meta.Module) moduleSummary {
 }
 
 type homeData struct {
-	Results  []moduleSummary
-	Searched bool
-	Recent   []meta.Version
-	Totals   meta.Totals
+	Results    []moduleSummary
+	Searched   bool
+	Recent     []meta.Version
+	Totals     meta.Totals
+	ShowTotals bool
 }
 
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +211,12 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 			d.Recent = append(d.Recent, v)
 		}
 	}
-	d.Totals, _ = h.o.Catalog.Totals(ctx)
+	// Totals count every module: with access control on they would tell
+	// of modules the visitor may not see.
+	if !h.o.Access.Enabled() {
+		d.Totals, _ = h.o.Catalog.Totals(ctx)
+		d.ShowTotals = true
+	}
 	h.render(w, http.StatusOK, "home.html", page{Title: "Find a module", Nav: "search", Query: q, Data: d})
 }
 
@@ -330,12 +336,16 @@ type hourSummary struct {
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request, asJSON bool) {
-	// The configuration is for operators: with access control on, any
-	// valid token may see it.
+	// The status page is for operators (its errors may name any module):
+	// with access control on, it needs a token that may read everything.
 	if h.o.Access.Enabled() {
 		id, err := h.o.Access.Authenticate(r)
-		if err == nil && id == nil {
+		switch {
+		case err != nil:
+		case id == nil:
 			err = fmt.Errorf("the status page: %w", access.ErrUnauthenticated)
+		case !h.o.Access.MayReadAll(id):
+			err = fmt.Errorf("the status page: %w: it needs a token allowing \"*\" (agora token create -allow '*')", access.ErrForbidden)
 		}
 		if err != nil {
 			h.denied(w, r, err)
