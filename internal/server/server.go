@@ -322,8 +322,8 @@ func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request
 
 // Header values for the small answers.
 var (
-	ctypeJSON  = []string{"application/json"}
-	ctypeText  = []string{"text/plain; charset=utf-8"}
+	ctypeJSON         = []string{"application/json"}
+	ctypeText         = []string{"text/plain; charset=utf-8"}
 	cacheImmut        = []string{cacheForever}
 	cacheShort        = []string{cacheBriefly}
 	cacheImmutPrivate = []string{cacheForeverPrivate}
