@@ -25,8 +25,9 @@ type history struct {
 	sources map[string]*SourceHealth
 }
 
-// SourceHealth is what the last fetches from a source ("upstream",
-// "vcs") did.
+// SourceHealth is what the last fetches from a source did: an upstream
+// proxy (by its URL, credentials hidden), "version control", or the kind
+// of source when the fetch failed before naming one.
 type SourceHealth struct {
 	Source               string
 	LastOK, LastError    time.Time

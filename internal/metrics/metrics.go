@@ -89,8 +89,9 @@ func (m *Metrics) Request(endpoint string, code int, bytes int64, d time.Duratio
 }
 
 // FetchDone records one fetch of a file ("info", "mod", "zip", "list",
-// ...) from a source ("upstream" or "vcs").
-func (m *Metrics) FetchDone(source, file string, d time.Duration, err error) {
+// ...) from a source ("upstream" or "vcs"); origin names the upstream
+// that answered, when known (the status page's health is per upstream).
+func (m *Metrics) FetchDone(source, origin, file string, d time.Duration, err error) {
 	result := "ok"
 	switch {
 	case errors.Is(err, upstream.ErrNotFound):
@@ -100,7 +101,15 @@ func (m *Metrics) FetchDone(source, file string, d time.Duration, err error) {
 	}
 	m.fetches.WithLabelValues(source, file, result).Inc()
 	m.fetchTime.WithLabelValues(source, file).Observe(d.Seconds())
-	m.hist.fetch(source, d, err)
+	var ue *upstream.Error
+	switch {
+	case origin != "":
+	case errors.As(err, &ue):
+		origin = ue.Source
+	default:
+		origin = source
+	}
+	m.hist.fetch(origin, d, err)
 }
 
 // Refused records content refused on ingest, by reason.

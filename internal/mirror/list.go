@@ -64,7 +64,7 @@ func parseList(data []byte, path string) (tagged, pseudo []string) {
 func (m *Mirror) fetchList(ctx context.Context, src Source, path string) (*listEntry, error) {
 	start := time.Now()
 	data, err := src.List(ctx, path)
-	m.obs.FetchDone(sourceKind(src, ""), "list", time.Since(start), err)
+	m.obs.FetchDone(sourceKind(src, ""), "", "list", time.Since(start), err)
 	e := &listEntry{Fetched: time.Now()}
 	switch {
 	case err == nil:
@@ -300,7 +300,7 @@ func (m *Mirror) Latest(ctx context.Context, path string) ([]byte, error) {
 	if !offline(rt.Source) && m.mayFetch(ctx) {
 		start := time.Now()
 		data, src, err := rt.Source.Latest(ctx, path)
-		m.obs.FetchDone(sourceKind(rt.Source, src), "latest", time.Since(start), err)
+		m.obs.FetchDone(sourceKind(rt.Source, src), src, "latest", time.Since(start), err)
 		if err == nil {
 			inf, out, perr := parseInfo(data, path)
 			if perr == nil {

@@ -113,7 +113,7 @@ type Catalog interface {
 type Observer interface {
 	// FetchDone reports one fetch of a file ("info", "mod", "zip",
 	// "list", "latest", "query") from a source ("upstream" or "vcs").
-	FetchDone(source, file string, d time.Duration, err error)
+	FetchDone(source, origin, file string, d time.Duration, err error)
 	// Refused reports content refused on ingest: "checksum", "changed"
 	// or "invalid".
 	Refused(reason string)
@@ -121,8 +121,8 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) FetchDone(string, string, time.Duration, error) {}
-func (nopObserver) Refused(string)                                 {}
+func (nopObserver) FetchDone(string, string, string, time.Duration, error) {}
+func (nopObserver) Refused(string)                                         {}
 
 // Options configure a Mirror.
 type Options struct {
@@ -594,7 +594,7 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 		})
 		return err
 	})
-	m.obs.FetchDone(sourceKind(rt.Source, src), "zip", time.Since(start), err)
+	m.obs.FetchDone(sourceKind(rt.Source, src), src, "zip", time.Since(start), err)
 	if err != nil {
 		return err
 	}
@@ -691,7 +691,7 @@ func (m *Mirror) Query(ctx context.Context, path, query string) ([]byte, error) 
 	}
 	start := time.Now()
 	data, src, err := rt.Source.Query(ctx, path, query)
-	m.obs.FetchDone(sourceKind(rt.Source, src), "query", time.Since(start), err)
+	m.obs.FetchDone(sourceKind(rt.Source, src), src, "query", time.Since(start), err)
 	if err != nil {
 		return nil, err
 	}

@@ -152,7 +152,7 @@ func (m *Mirror) fetchBytes(ctx context.Context, src Source, path, vers, ext str
 	var buf bytes.Buffer
 	start := time.Now()
 	origin, err := src.Fetch(ctx, path, vers, ext, limit, upstream.BufferSink(&buf))
-	m.obs.FetchDone(sourceKind(src, origin), strings.TrimPrefix(ext, "."), time.Since(start), err)
+	m.obs.FetchDone(sourceKind(src, origin), origin, strings.TrimPrefix(ext, "."), time.Since(start), err)
 	return buf.Bytes(), origin, err
 }
 

@@ -40,8 +40,13 @@ func chart(hour []metrics.Minute) template.HTML {
 			line = append(line, fmt.Sprintf("%.1f,%.1f", x+bw/2, y))
 		}
 	}
-	if len(line) > 1 {
+	switch {
+	case len(line) > 1:
 		fmt.Fprintf(&b, `<polyline class="hitrate" points="%s"/>`, strings.Join(line, " "))
+	case len(line) == 1: // one minute of traffic: a point
+		var x, y float64
+		fmt.Sscanf(line[0], "%f,%f", &x, &y)
+		fmt.Fprintf(&b, `<circle class="hitrate-point" cx="%.1f" cy="%.1f" r="3"/>`, x, y)
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="14" class="label">max %d/min</text>`, pad, maxReq)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="label">−60 min</text><text x="%d" y="%d" class="label" text-anchor="end">now</text>`, pad, h-6, w-pad, h-6)
