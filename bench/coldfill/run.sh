@@ -17,7 +17,7 @@
 #   ROUNDS=1 bench/coldfill/run.sh        # a quick check of the harness
 #
 # Settings (environment): ROUNDS=5 MODULES=190 DEPS=3 VERSIONS=2 ZIPSIZE=64KiB
-# PORT_UP=38190 PORT_AGORA=38191 OUT=<dir> AGORA_FLAGS (extra flags for agora
+# PORT_UP=18190 PORT_AGORA=18191 OUT=<dir> AGORA_FLAGS (extra flags for agora
 # serve) CLIENT_DIR=/dev/shm/... (the go command's module cache: on tmpfs, so
 # that extracting zips does not load the disk Agora writes to; the page
 # cache is flushed with sync before each timed run). The go command runs with GOSUMDB=off: the generated modules are in
@@ -30,8 +30,8 @@ MODULES=${MODULES:-190}
 DEPS=${DEPS:-3}
 VERSIONS=${VERSIONS:-2}
 ZIPSIZE=${ZIPSIZE:-64KiB}
-PORT_UP=${PORT_UP:-38190}
-PORT_AGORA=${PORT_AGORA:-38191}
+PORT_UP=${PORT_UP:-18190}
+PORT_AGORA=${PORT_AGORA:-18191}
 AGORA_FLAGS=${AGORA_FLAGS:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/agora-coldfill.XXXXXX)}
