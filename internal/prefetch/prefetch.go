@@ -35,7 +35,7 @@ type Options struct {
 	// Server is the mirror's base URL.
 	Server string
 	// Env is the go command's environment; nil means this process's.
-	// GOPROXY, GOFLAGS and GOMODCACHE are set by Run.
+	// GOPROXY and GOMODCACHE are set by Run.
 	Env []string
 	// Concurrency bounds parallel downloads; zero means 8.
 	Concurrency int
@@ -104,7 +104,7 @@ func Run(ctx context.Context, inputs []string, stdin io.Reader, o Options) (Resu
 		return res, err
 	}
 	defer removeModCache(cache)
-	o.Env = append(slices.Clone(o.Env), "GOPROXY="+o.Server, "GOMODCACHE="+cache, "GOFLAGS="+goflags(o.Env))
+	o.Env = append(slices.Clone(o.Env), "GOPROXY="+o.Server, "GOMODCACHE="+cache)
 
 	targets := make(map[module.Version]bool)
 	var roots []string // go.mod and go.work files
@@ -201,18 +201,6 @@ func Run(ctx context.Context, inputs []string, stdin io.Reader, o Options) (Resu
 	return res, ctx.Err()
 }
 
-// goflags returns GOFLAGS with -mod=mod added, so that listing a module's
-// graph may record missing go.sum lines (in a copy: see buildList).
-func goflags(env []string) string {
-	flags := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
-			flags = v
-		}
-	}
-	return strings.TrimSpace(flags + " -mod=mod")
-}
-
 // findRoots returns the go.mod and go.work files under dir, leaving out
 // vendor, testdata and hidden directories.
 func findRoots(dir string) ([]string, error) {
@@ -305,7 +293,8 @@ type listed struct {
 }
 
 // buildList runs `go list -m -json all` for a go.mod or go.work file. A
-// go.mod is listed through a copy of it and its go.sum (-modfile), so the
+// go.mod is listed through a copy of it and its go.sum (-modfile), with
+// -mod=mod so that missing go.sum lines may be added (to the copy): the
 // project's own files are never changed.
 func buildList(ctx context.Context, root string, env []string) ([]module.Version, error) {
 	dir := filepath.Dir(root)
@@ -328,16 +317,10 @@ func buildList(ctx context.Context, root string, env []string) ([]module.Version
 				return nil, err
 			}
 		}
-		args = append(args[:1], append([]string{"-modfile=" + filepath.Join(tmp, "prefetch.mod")}, args[1:]...)...)
+		args = []string{"list", "-mod=mod", "-modfile=" + filepath.Join(tmp, "prefetch.mod"), "-m", "-json", "all"}
 		env = append(slices.Clone(env), "GOWORK=off")
 	} else {
-		env = append(slices.Clone(env), "GOWORK="+root)
-		// Workspaces take no -mod flag.
-		for i, kv := range env {
-			if strings.HasPrefix(kv, "GOFLAGS=") {
-				env[i] = "GOFLAGS=" + strings.TrimSpace(strings.ReplaceAll(strings.TrimPrefix(kv, "GOFLAGS="), "-mod=mod", ""))
-			}
-		}
+		env = append(slices.Clone(env), "GOWORK="+root) // workspaces take no -mod flag
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir, cmd.Env = dir, env
