@@ -44,7 +44,20 @@ type App struct {
 	log     *slog.Logger
 	handler http.Handler
 	mirror  *mirror.Mirror
-	closers []func() error
+	closers
+}
+
+// closers are the functions that release what was opened, run last first.
+type closers []func() error
+
+// Close runs the closers, last first, once.
+func (c *closers) Close() error {
+	var errs []error
+	for i := len(*c) - 1; i >= 0; i-- {
+		errs = append(errs, (*c)[i]())
+	}
+	*c = nil
+	return errors.Join(errs...)
 }
 
 // openStore opens the configured store: object storage when a URL is
@@ -74,10 +87,10 @@ func databaseDSN(cfg *config.Config) string {
 // directly: the store, the metadata database and the checksum database
 // configuration (nil when there is none).
 type Data struct {
-	Store   store.Store
-	Meta    *meta.DB
-	SumDB   *sumdb.Config
-	closers []func() error
+	Store store.Store
+	Meta  *meta.DB
+	SumDB *sumdb.Config
+	closers
 }
 
 // OpenData opens the store and the metadata database cfg names.
@@ -107,16 +120,6 @@ func OpenData(ctx context.Context, cfg *config.Config) (d *Data, err error) {
 		d.SumDB = &sc
 	}
 	return d, nil
-}
-
-// Close releases the store and the database.
-func (d *Data) Close() error {
-	var errs []error
-	for i := len(d.closers) - 1; i >= 0; i-- {
-		errs = append(errs, d.closers[i]())
-	}
-	d.closers = nil
-	return errors.Join(errs...)
 }
 
 // New builds an App from cfg. Close releases what it opened.
@@ -251,16 +254,6 @@ func cachedTotals(md *meta.DB) func() meta.Totals {
 		}
 		return last
 	}
-}
-
-// Close releases the store and the database.
-func (a *App) Close() error {
-	var errs []error
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		errs = append(errs, a.closers[i]())
-	}
-	a.closers = nil
-	return errors.Join(errs...)
 }
 
 // newFetcher returns the fetcher for version control.

@@ -2,13 +2,13 @@ package bundle
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/mod/module"
@@ -58,14 +58,7 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 		// The proofs are the files a client starting from nothing reads
 		// to verify these records: read them from the cache, recording.
 		name := o.SumDB.Name
-		held := func(p string) ([]byte, bool) {
-			for _, prefix := range []string{"sumdb/", "sumdb-raw/"} {
-				if data, err := o.Store.Get(ctx, prefix+name+"/"+p); err == nil {
-					return data, true
-				}
-			}
-			return nil, false
-		}
+		held := func(p string) ([]byte, bool) { return sumdb.Held(ctx, o.Store, name, p) }
 		files, latest, err := proofs(o.SumDB.Key, held, verified)
 		if err != nil {
 			return nil, fmt.Errorf("collecting checksum database proofs from the cache: %w", err)
@@ -84,7 +77,7 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 	if err != nil {
 		return nil, err
 	}
-	if err := writeEntry(tw, ManifestName, m.Created, int64(len(header)), strings.NewReader(string(header))); err != nil {
+	if err := writeEntry(tw, ManifestName, m.Created, int64(len(header)), bytes.NewReader(header)); err != nil {
 		return nil, err
 	}
 	for _, e := range m.Versions {
@@ -103,7 +96,7 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 	}
 	for _, key := range m.SumDBFiles {
 		data := proofFiles[key]
-		if err := writeEntry(tw, key, m.Created, int64(len(data)), strings.NewReader(string(data))); err != nil {
+		if err := writeEntry(tw, key, m.Created, int64(len(data)), bytes.NewReader(data)); err != nil {
 			return nil, err
 		}
 	}

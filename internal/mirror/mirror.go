@@ -231,9 +231,7 @@ func escaped(path, vers string) (string, string) {
 // FileKey returns the store key of a version's file; ext is ".info",
 // ".mod" or ".zip". Keys follow the GOPROXY layout, so a store directory
 // can itself serve as a GOPROXY=file:// tree.
-func FileKey(path, vers, ext string) string { return fileKey(path, vers, ext) }
-
-func fileKey(path, vers, ext string) string {
+func FileKey(path, vers, ext string) string {
 	ep, ev := escaped(path, vers)
 	return "mod/" + ep + "/@v/" + ev + ext
 }
@@ -261,7 +259,7 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 		return nil, false, err
 	}
 	m.used(path, vers)
-	key := fileKey(path, vers, ext)
+	key := FileKey(path, vers, ext)
 	if data, ok := m.small.get(key); ok {
 		return data, true, nil
 	}
@@ -310,7 +308,7 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 		return nil, false, err
 	}
 	m.used(path, vers)
-	key := fileKey(path, vers, ".zip")
+	key := FileKey(path, vers, ".zip")
 	obj, err := m.st.Open(ctx, key)
 	if err == nil {
 		return obj, true, nil
@@ -345,6 +343,8 @@ var ErrCannotSign = errors.New("the store cannot sign URLs (zip redirects need o
 // their objects (store.Blob).
 type signer interface {
 	SignedURL(ctx context.Context, key string, expiry time.Duration) (string, error)
+	// Exists reports whether key holds an object, without reading it.
+	Exists(ctx context.Context, key string) (bool, error)
 }
 
 // CanSignURLs reports whether the store gives direct URLs to objects.
@@ -361,12 +361,24 @@ func (m *Mirror) ZipURL(ctx context.Context, path, vers string, expiry time.Dura
 	if !ok {
 		return "", false, ErrCannotSign
 	}
-	obj, hit, err := m.Zip(ctx, path, vers)
+	if _, err := m.route(path, vers); err != nil {
+		return "", false, err
+	}
+	key := FileKey(path, vers, ".zip")
+	hit, err := s.Exists(ctx, key)
 	if err != nil {
 		return "", false, err
 	}
-	obj.Close()
-	u, err := s.SignedURL(ctx, fileKey(path, vers, ".zip"), expiry)
+	if hit {
+		m.used(path, vers)
+	} else {
+		obj, _, err := m.Zip(ctx, path, vers)
+		if err != nil {
+			return "", false, err
+		}
+		obj.Close()
+	}
+	u, err := s.SignedURL(ctx, key, expiry)
 	return u, hit, err
 }
 
@@ -381,13 +393,7 @@ func (m *Mirror) fill(ctx context.Context, key string, fn func(context.Context) 
 		// lock, then the fetch, checks and store as child spans.
 		kind, what, _ := strings.Cut(key, " ")
 		ctx, span := tracer.Start(ctx, "agora.fill "+kind, trace.WithAttributes(attribute.String("agora.fill.target", what)))
-		defer func() {
-			if err != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, err.Error())
-			}
-			span.End()
-		}()
+		defer func() { endSpan(span, err) }()
 		lctx, lspan := tracer.Start(ctx, "agora.lock")
 		unlock, err := m.cat.Lock(lctx, key)
 		lspan.End()
@@ -403,15 +409,19 @@ func (m *Mirror) fill(ctx context.Context, key string, fn func(context.Context) 
 var tracer = otel.Tracer("github.com/agora-mirror/agora/internal/mirror")
 
 // step runs one stage of a fill in its own span.
-func step(ctx context.Context, name string, fn func(context.Context) error) error {
+func step(ctx context.Context, name string, fn func(context.Context) error) (err error) {
 	ctx, span := tracer.Start(ctx, name)
-	defer span.End()
-	err := fn(ctx)
+	defer func() { endSpan(span, err) }()
+	return fn(ctx)
+}
+
+// endSpan ends a span, marking it failed if err is not nil.
+func endSpan(span trace.Span, err error) {
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
-	return err
+	span.End()
 }
 
 // info is the JSON of an .info file.
@@ -463,8 +473,8 @@ func (m *Mirror) route(path, vers string) (Route, error) {
 func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	// A fill that ended just before this one started (here or on
 	// another replica) may have stored both.
-	if _, err := m.st.Get(ctx, fileKey(path, vers, ".info")); err == nil {
-		if _, err := m.st.Get(ctx, fileKey(path, vers, ".mod")); err == nil {
+	if _, err := m.st.Get(ctx, FileKey(path, vers, ".info")); err == nil {
+		if _, err := m.st.Get(ctx, FileKey(path, vers, ".mod")); err == nil {
 			return nil
 		}
 	}
@@ -500,8 +510,8 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	}
 	// Both at once: each write waits for its own sync to disk.
 	wg, wctx := errgroup.WithContext(ctx)
-	wg.Go(func() error { return m.put(wctx, fileKey(path, vers, ".mod"), modData) })
-	wg.Go(func() error { return m.put(wctx, fileKey(path, vers, ".info"), infoOut) })
+	wg.Go(func() error { return m.put(wctx, FileKey(path, vers, ".mod"), modData) })
+	wg.Go(func() error { return m.put(wctx, FileKey(path, vers, ".info"), infoOut) })
 	if err := wg.Wait(); err != nil {
 		return err
 	}
@@ -564,7 +574,7 @@ func (m *Mirror) checkMod(ctx context.Context, rt Route, path, vers string, data
 // fillZip fetches, checks and stores the zip of path@vers, then records
 // the version in the catalog. Its .info and .mod must be held already.
 func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
-	if obj, err := m.st.Open(ctx, fileKey(path, vers, ".zip")); err == nil {
+	if obj, err := m.st.Open(ctx, FileKey(path, vers, ".zip")); err == nil {
 		return obj.Close() // stored by a fill that ended just before
 	}
 	rt, err := m.route(path, vers)
@@ -605,15 +615,7 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	var zipHash string
-	if err := step(ctx, "agora.check", func(ctx context.Context) error {
-		var err error
-		zipHash, err = m.checkZip(ctx, rt, path, vers, tmp, src)
-		return err
-	}); err != nil {
-		return err
-	}
-	modData, err := m.st.Get(ctx, fileKey(path, vers, ".mod"))
+	modData, err := m.st.Get(ctx, FileKey(path, vers, ".mod"))
 	if err != nil {
 		return err
 	}
@@ -621,8 +623,16 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 	if err != nil {
 		return err
 	}
+	var zipHash string
+	if err := step(ctx, "agora.check", func(ctx context.Context) error {
+		var err error
+		zipHash, err = m.checkZip(ctx, rt, path, vers, tmp, src, modData)
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := step(ctx, "agora.store", func(ctx context.Context) error {
-		if err := m.st.PutFile(ctx, fileKey(path, vers, ".zip"), tmp); err != nil && !errors.Is(err, store.ErrExist) {
+		if err := m.st.PutFile(ctx, FileKey(path, vers, ".zip"), tmp); err != nil && !errors.Is(err, store.ErrExist) {
 			return err
 		}
 		return nil
@@ -647,16 +657,13 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 
 // checkZip checks a downloaded zip: well-formed by the go command's rules,
 // regular files only, and with the checksum database's hash (or, for
-// modules exempt from the database, with the go.mod already held).
-func (m *Mirror) checkZip(ctx context.Context, rt Route, path, vers, name, src string) (string, error) {
+// modules exempt from the database, with the go.mod held, mod).
+func (m *Mirror) checkZip(ctx context.Context, rt Route, path, vers, name, src string, mod []byte) (string, error) {
 	// No checksum database vouches for the zip: at least its go.mod must
 	// be the .mod file held for the version.
 	var held []byte
 	if !rt.Verify {
-		var err error
-		if held, err = m.st.Get(ctx, fileKey(path, vers, ".mod")); err != nil {
-			return "", err
-		}
+		held = mod
 	}
 	h, _, err := CheckFiles(path, vers, nil, held, name)
 	if err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -112,7 +113,7 @@ func (s *Blob) upload(ctx context.Context, key string, r io.Reader, once bool) e
 
 // Put implements Store.
 func (s *Blob) Put(ctx context.Context, key string, data []byte) error {
-	return s.upload(ctx, key, strings.NewReader(string(data)), true)
+	return s.upload(ctx, key, bytes.NewReader(data), true)
 }
 
 // PutFile implements Store.
@@ -131,7 +132,7 @@ func (s *Blob) PutFile(ctx context.Context, key, name string) error {
 
 // Replace implements Store.
 func (s *Blob) Replace(ctx context.Context, key string, data []byte) error {
-	return s.upload(ctx, key, strings.NewReader(string(data)), false)
+	return s.upload(ctx, key, bytes.NewReader(data), false)
 }
 
 // List implements Store.
@@ -169,6 +170,19 @@ func (s *Blob) Delete(ctx context.Context, key string) error {
 		return blobErr(key, err)
 	}
 	return nil
+}
+
+// Exists reports whether key holds an object, with a metadata request
+// (HEAD on S3), not a read.
+func (s *Blob) Exists(ctx context.Context, key string) (bool, error) {
+	if err := CheckKey(key); err != nil {
+		return false, fmt.Errorf("%w: %q", err, key)
+	}
+	ok, err := s.b.Exists(ctx, key)
+	if err != nil {
+		return false, blobErr(key, err)
+	}
+	return ok, nil
 }
 
 // SignedURL returns a URL from which the object at key can be read

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -71,4 +72,23 @@ func httpGet(t *testing.T, u string) string {
 		t.Fatalf("GET %s: %s: %s", u, resp.Status, body)
 	}
 	return string(body)
+}
+
+// TestBlobExists: Exists tells held from missing keys, and refuses
+// invalid ones, as Open does.
+func TestBlobExists(t *testing.T) {
+	s := openBlob(t, "mem://")
+	ctx := context.Background()
+	if err := s.Put(ctx, "m/@v/v1.0.0.zip", []byte("zip")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Exists(ctx, "m/@v/v1.0.0.zip"); !ok || err != nil {
+		t.Errorf("Exists of a held key = %v, %v", ok, err)
+	}
+	if ok, err := s.Exists(ctx, "m/@v/v2.0.0.zip"); ok || err != nil {
+		t.Errorf("Exists of a missing key = %v, %v", ok, err)
+	}
+	if _, err := s.Exists(ctx, "../x"); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("Exists of an invalid key: %v", err)
+	}
 }

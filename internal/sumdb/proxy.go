@@ -316,16 +316,18 @@ func (d *DB) heldWiderTile(ctx context.Context, tilePath string) ([]byte, bool) 
 		if !candidates[p] {
 			return nil, false
 		}
-		return d.heldTile(ctx, p)
+		return Held(ctx, d.st, d.cfg.Name, p)
 	})
 }
 
-// heldTile returns a tile held in the verified or the raw cache.
-func (d *DB) heldTile(ctx context.Context, path string) ([]byte, bool) {
-	if data, err := d.st.Get(ctx, cacheKey(d.cfg.Name+"/"+path)); err == nil {
+// Held returns a file of the checksum database named name ("lookup/..." or
+// "tile/...") from the cache in st: the verified records and tiles, else
+// the full tiles passed through unverified.
+func Held(ctx context.Context, st store.Store, name, path string) ([]byte, bool) {
+	if data, err := st.Get(ctx, cacheKey(name+"/"+path)); err == nil {
 		return data, true
 	}
-	if data, err := d.st.Get(ctx, "sumdb-raw/"+d.cfg.Name+"/"+path); err == nil {
+	if data, err := st.Get(ctx, "sumdb-raw/"+name+"/"+path); err == nil {
 		return data, true
 	}
 	return nil, false
