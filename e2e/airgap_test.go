@@ -108,11 +108,25 @@ func rewriteBundle(t *testing.T, src, dst string, edit func(name string, data []
 	}
 }
 
+// editManifest returns a bundle manifest changed by edit.
+func editManifest(t *testing.T, data []byte, edit func(*bundle.Manifest)) []byte {
+	t.Helper()
+	var m bundle.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(&m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // appendTarEntry adds an entry at the end of a tar file.
 func appendTarEntry(t *testing.T, file, name string, data []byte) {
 	t.Helper()
-	rewriteBundle(t, file, file+".tmp", func(_ string, d []byte) []byte { return d })
-	in, err := os.ReadFile(file + ".tmp")
+	in, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,14 +302,13 @@ func TestImportRejectsBadBundles(t *testing.T) {
 			rewriteBundle(t, good, name, func(n string, data []byte) []byte {
 				switch {
 				case n == bundle.ManifestName:
-					var m bundle.Manifest
-					json.Unmarshal(data, &m)
-					for i := range m.Versions {
-						if m.Versions[i].Version == "v1.1.0" {
-							m.Versions[i].ZipHash = other.ZipHash
+					data = editManifest(t, data, func(m *bundle.Manifest) {
+						for i := range m.Versions {
+							if m.Versions[i].Version == "v1.1.0" {
+								m.Versions[i].ZipHash = other.ZipHash
+							}
 						}
-					}
-					data, _ = json.Marshal(m)
+					})
 				case strings.HasSuffix(n, "hello/@v/v1.1.0.zip"):
 					data = other.Zip
 				}
@@ -309,13 +322,12 @@ func TestImportRejectsBadBundles(t *testing.T) {
 			rewriteBundle(t, good, name, func(n string, data []byte) []byte {
 				switch {
 				case n == bundle.ManifestName:
-					var m bundle.Manifest
-					json.Unmarshal(data, &m)
-					for i := range m.Versions {
-						m.Versions[i].Verification = "pinned"
-					}
-					m.SumDB, m.TreeHead, m.SumDBFiles = "", "", nil
-					data, _ = json.Marshal(m)
+					data = editManifest(t, data, func(m *bundle.Manifest) {
+						for i := range m.Versions {
+							m.Versions[i].Verification = "pinned"
+						}
+						m.SumDB, m.TreeHead, m.SumDBFiles = "", "", nil
+					})
 				case strings.HasPrefix(n, "sumdb/"):
 					return nil
 				}
@@ -327,10 +339,7 @@ func TestImportRejectsBadBundles(t *testing.T) {
 			extra := "sumdb/" + f.DB.Name + "/tile/8/0/007"
 			rewriteBundle(t, good, name, func(n string, data []byte) []byte {
 				if n == bundle.ManifestName {
-					var m bundle.Manifest
-					json.Unmarshal(data, &m)
-					m.SumDBFiles = append(m.SumDBFiles, extra)
-					data, _ = json.Marshal(m)
+					data = editManifest(t, data, func(m *bundle.Manifest) { m.SumDBFiles = append(m.SumDBFiles, extra) })
 				}
 				return data
 			})
