@@ -34,14 +34,14 @@ PORT_UP=${PORT_UP:-18190}
 PORT_AGORA=${PORT_AGORA:-18191}
 AGORA_FLAGS=${AGORA_FLAGS:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 OUT=${OUT:-$(mktemp -d /tmp/agora-coldfill.XXXXXX)}
 CLIENT_DIR=${CLIENT_DIR:-$(mktemp -d /dev/shm/agora-coldfill-client.XXXXXX)}
 mkdir -p "$OUT" "$CLIENT_DIR"
 echo "output in $OUT"
 
-if ! command -v nginx >/dev/null; then
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
-fi
+need_nginx
 
 nginx_pid= agora_pid=
 cleanup() {
@@ -56,23 +56,8 @@ trap cleanup EXIT
 	-zipsize "$ZIPSIZE" -deps "$DEPS" -meta=false -project "$OUT/project" 2>&1 | tail -n 1)
 
 # The upstream: nginx with the warm benchmark's configuration.
-mkdir -p "$OUT/nginx"
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
-sed -e "s|@USER_LINE@|$user_line|" -e "s|@PREFIX@|$OUT/nginx|g" -e "s|@SENDFILE@|on|" \
-	-e "s|@OPEN_FILE_CACHE@||" -e "s|@PORT@|$PORT_UP|" -e "s|@ROOT@|$OUT/store/mod|" \
-	"$root/bench/warm/nginx.conf.tmpl" >"$OUT/nginx/nginx.conf"
-nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx/" -g 'daemon off;' &
-nginx_pid=$!
+start_upstream "$PORT_UP" "$OUT/store/mod"
 
-wait_http() {
-	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "no answer from $1" >&2
-	return 1
-}
 wait_http "http://127.0.0.1:$PORT_UP/example.com/gen/m00000/@v/list"
 
 # The go command: a clean environment, a new module cache each time.
@@ -114,7 +99,6 @@ for r in $(seq "$ROUNDS"); do
 	printf '%s\t%s\t%s\t%s\n' "$r" "$d" "$c" "$w" | tee -a "$OUT/results.tsv"
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 md=$(cut -f2 "$OUT/results.tsv" | median)
 mc=$(cut -f3 "$OUT/results.tsv" | median)
 mw=$(cut -f4 "$OUT/results.tsv" | median)

@@ -20,10 +20,12 @@ SIZE=${SIZE:-7MiB}
 PORT_UP=${PORT_UP:-18195}
 PORT_AGORA=${PORT_AGORA:-18196}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 OUT=${OUT:-$(mktemp -d /tmp/agora-stampede.XXXXXX)}
 mkdir -p "$OUT"
 echo "output in $OUT"
-command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+need_nginx
 
 nginx_pid= agora_pid=
 cleanup() {
@@ -37,24 +39,8 @@ trap cleanup EXIT
 zip=$(cat "$OUT/store/urls-big.txt")
 
 # The upstream, logging requests so that zip fetches can be counted.
-mkdir -p "$OUT/nginx"
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
-sed -e "s|@USER_LINE@|$user_line|" -e "s|@PREFIX@|$OUT/nginx|g" -e "s|@SENDFILE@|on|" \
-	-e "s|@OPEN_FILE_CACHE@||" -e "s|@PORT@|$PORT_UP|" -e "s|@ROOT@|$OUT/store/mod|" \
-	-e "s|access_log off;.*|access_log $OUT/nginx/access.log;|" \
-	"$root/bench/warm/nginx.conf.tmpl" >"$OUT/nginx/nginx.conf"
-nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx/" -g 'daemon off;' &
-nginx_pid=$!
+start_upstream "$PORT_UP" "$OUT/store/mod" "$OUT/nginx/access.log"
 
-wait_http() {
-	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "no answer from $1" >&2
-	return 1
-}
 wait_http "http://127.0.0.1:$PORT_UP$zip"
 
 # stampede URL: CLIENTS curls at once; prints the wall time in seconds,
@@ -78,7 +64,6 @@ stampede() {
 
 : >"$OUT/results.tsv"
 for r in $(seq "$ROUNDS"); do
-	n0=$(grep -c "$zip" "$OUT/nginx/access.log" || true)
 	base=$(stampede "http://127.0.0.1:$PORT_UP$zip")
 	rm -rf "$OUT/agora-data"
 	"$OUT/agora" serve --listen "127.0.0.1:$PORT_AGORA" --data-dir "$OUT/agora-data" \
@@ -92,10 +77,8 @@ for r in $(seq "$ROUNDS"); do
 	wait "$agora_pid" 2>/dev/null || true
 	agora_pid=
 	printf '%s\t%s\t%s\t%s\n' "$r" "$base" "$cold" "$((n2 - n1))" | tee -a "$OUT/results.tsv"
-	: "$n0"
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mb=$(cut -f2 "$OUT/results.tsv" | median)
 mc=$(cut -f3 "$OUT/results.tsv" | median)
 fetches=$(cut -f4 "$OUT/results.tsv" | sort -u | tr '\n' ' ')
