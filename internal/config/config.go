@@ -92,6 +92,18 @@ func str(p func(*Config) *string) (func(*Config, string) error, func(*Config) st
 		func(c *Config) string { return *p(c) }
 }
 
+func boolean(p func(*Config) *bool) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			*p(c) = b
+			return nil
+		},
+		func(c *Config) string { return strconv.FormatBool(*p(c)) }
+}
+
 func dur(p func(*Config) *time.Duration) (func(*Config, string) error, func(*Config) string) {
 	return func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -205,14 +217,8 @@ var settings = func() []setting {
 		}, func(c *Config) string { return strconv.Itoa(c.DirectConcurrency) })
 	set, get = dur(func(c *Config) *time.Duration { return &c.DirectTimeout })
 	add("direct_timeout", "bound on one fetch from version control", set, get)
-	add("log_client_addr", "log client addresses (off by default, for privacy)", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("want true or false, got %q", v)
-		}
-		c.LogClientAddr = b
-		return nil
-	}, func(c *Config) string { return strconv.FormatBool(c.LogClientAddr) })
+	set, get = boolean(func(c *Config) *bool { return &c.LogClientAddr })
+	add("log_client_addr", "log client addresses (off by default, for privacy)", set, get)
 	set, get = str(func(c *Config) *string { return &c.Auth })
 	add("auth", "module path patterns (GOPRIVATE syntax; * for all) that only clients with a token allowing them may read (agora token create); default: none, no access control", set, get)
 	set, get = str(func(c *Config) *string { return &c.TLSCert })
@@ -221,14 +227,8 @@ var settings = func() []setting {
 	add("tls_key", "private key file (PEM) of tls_cert", set, get)
 	set, get = str(func(c *Config) *string { return &c.OTLPEndpoint })
 	add("otlp_endpoint", "send traces of fills (lock, fetch, check, store) to this OpenTelemetry collector, OTLP over HTTP, such as http://collector:4318; default: no tracing", set, get)
-	add("offline", "never contact an upstream, version control or a checksum database: serve only what is held (imported with agora import)", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("want true or false, got %q", v)
-		}
-		c.Offline = b
-		return nil
-	}, func(c *Config) string { return strconv.FormatBool(c.Offline) })
+	set, get = boolean(func(c *Config) *bool { return &c.Offline })
+	add("offline", "never contact an upstream, version control or a checksum database: serve only what is held (imported with agora import)", set, get)
 	return s
 }()
 
