@@ -6,7 +6,11 @@
 // A [Fetcher] owns one persistent module cache (GOMODCACHE, with the go
 // command's VCS clones under cache/vcs) shared by all its go processes, so
 // a repository is cloned once and later versions cost an incremental
-// fetch. It owns the environment those processes see, built from nothing
+// fetch. For releases of a module whose git repository it has learned
+// from a version the go command fetched, it skips the go command and
+// makes the files itself from its own bare clone, by the go command's
+// rules (the tagged path, see tagged.go), so that later releases cost a
+// git archive and no network. It owns the environment those processes see, built from nothing
 // but its [Options]: a private HOME with the netrc and git configuration,
 // no prompts, no checksum database, no telemetry. It owns the processes:
 // each runs in an empty directory outside any module, in its own process
@@ -125,6 +129,11 @@ type Fetcher struct {
 
 	mu       sync.Mutex
 	versions map[string]versionsEntry // successful lists, for the probe
+	origins  map[string]gitOrigin     // module path -> its repository, for the tagged path
+	repos    map[string]*gitRepo      // repository URL -> the Fetcher's clone
+
+	gitRoot    string // the tagged path's bare clones
+	taggedRoot string // the files the tagged path made, laid out as a module cache
 }
 
 type versionsEntry struct {
@@ -179,7 +188,9 @@ func New(o Options) (*Fetcher, error) {
 	modCache := filepath.Join(dir, "modcache")
 	goCache := filepath.Join(dir, "gocache")
 	workRoot := filepath.Join(dir, "work")
-	for _, d := range []string{dir, gopath, modCache, goCache, workRoot} {
+	gitRoot := filepath.Join(dir, "git")
+	taggedRoot := filepath.Join(dir, "tagged")
+	for _, d := range []string{dir, gopath, modCache, goCache, workRoot, gitRoot, taggedRoot} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("direct: %w", err)
 		}
@@ -262,6 +273,11 @@ func New(o Options) (*Fetcher, error) {
 		log:      logger,
 		secrets:  h.secrets,
 		versions: make(map[string]versionsEntry),
+		origins:  make(map[string]gitOrigin),
+		repos:    make(map[string]*gitRepo),
+
+		gitRoot:    gitRoot,
+		taggedRoot: taggedRoot,
 	}
 	f.probe = newProber(envMap(env), o.Insecure, h.creds)
 	return f, nil
@@ -314,6 +330,9 @@ func (f *Fetcher) Download(ctx context.Context, path, version string) (*Module, 
 	if err := checkArgs(path, version); err != nil {
 		return nil, &Error{Op: op, Module: path, Version: version, Kind: NotFound, Detail: err.Error()}
 	}
+	if m, ok := f.tagged(ctx, path, version); ok {
+		return m, nil
+	}
 	res := f.run(ctx, op, path, version, "mod", "download", "-json", "--", path+"@"+version)
 	var d downloadJSON
 	jerr := json.Unmarshal(res.stdout, &d)
@@ -327,6 +346,7 @@ func (f *Fetcher) Download(ctx context.Context, path, version string) (*Module, 
 				Detail: "go mod download reported no files: " + f.secrets.tail(res.stdout)}
 		}
 		f.removeExtracted(d.Dir)
+		f.learn(d.Path, d.Version, d.Info)
 		return &Module{
 			Path: d.Path, Version: d.Version,
 			Info: d.Info, GoMod: d.GoMod, Zip: d.Zip,
@@ -544,18 +564,7 @@ func (f *Fetcher) run(ctx context.Context, op, path, version string, args ...str
 	cmd.Env = f.env
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
-	cmd.SysProcAttr = sysProcAttr()
-	// On cancellation or timeout the whole group is stopped: the go
-	// command and its git, git-remote-http and ssh children. SIGTERM
-	// first, which git answers by removing its lock files (a SIGKILLed git
-	// leaves shallow.lock or a ref lock behind in the shared VCS cache);
-	// stopGroup below kills what is still there after killGrace.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = killGrace
-	err = cmd.Run()
-	if cmd.Process != nil && stopGroup(cmd.Process.Pid) && runCtx.Err() == nil {
-		f.log.Warn("direct: the go command left processes behind; stopped them", "op", op, "module", path)
-	}
+	err = f.execute(runCtx, cmd, op, path)
 	if err == nil && stdout.truncated {
 		err = errors.New("go command output too large")
 	}
@@ -564,6 +573,24 @@ func (f *Fetcher) run(ctx context.Context, op, path, version string, args ...str
 	f.log.Debug("direct: go command", "op", op, "module", path, "version", version,
 		"duration", time.Since(start).Round(time.Millisecond), "ok", err == nil)
 	return res
+}
+
+// execute runs cmd, made with exec.CommandContext(ctx, ...), in its own
+// process group. On cancellation or timeout (ctx) the whole group is stopped: the go command and its git,
+// git-remote-http and ssh children. SIGTERM first, which git answers by
+// removing its lock files (a SIGKILLed git leaves shallow.lock or a ref
+// lock behind in a shared repository); stopGroup kills what is still
+// there after killGrace, and also what a process that exited normally
+// left behind.
+func (f *Fetcher) execute(ctx context.Context, cmd *exec.Cmd, op, path string) error {
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = killGrace
+	err := cmd.Run()
+	if cmd.Process != nil && stopGroup(cmd.Process.Pid) && ctx.Err() == nil {
+		f.log.Warn("direct: a process left others behind; stopped them", "op", op, "module", path, "command", filepath.Base(cmd.Path))
+	}
+	return err
 }
 
 // stopGroup ends what is left of process group pgid after its leader,

@@ -415,20 +415,23 @@ func TestSharedCacheFetchesARepositoryOnce(t *testing.T) {
 	fresh, freshBytes := s.UploadPacks("many")-shared, s.UploadPackBytes("many")-sharedBytes
 	t.Logf("fresh GOPATHs: %d versions in %v, %d fetches, %d bytes", versions, time.Since(start), fresh, freshBytes)
 
-	// Observed with go1.26 and git 2.39: the go command makes one shallow
-	// fetch per tag it does not have yet (the first one also fetches the
-	// latest version, whose go.mod it reads for retractions), each sending
-	// only what is new, so the big file crosses the wire once (compressed,
-	// about 3/4 of its size). A fresh GOPATH per version makes two fetches
-	// per version and receives the whole tree each time.
-	if shared > versions {
-		t.Errorf("shared cache: %d fetches for %d versions, want at most %d", shared, versions, versions)
+	// Observed with go1.26 and git 2.39: the go command downloads the
+	// first version with two shallow fetches (the tag, and the latest
+	// version, whose go.mod it reads for retractions), which send the big
+	// file once (compressed, about 3/4 of its size). That teaches the
+	// Fetcher where the repository is, and the second version makes one
+	// shallow fetch of every release tag into the Fetcher's own clone
+	// (the tagged path), which sends the big file a second time; the other
+	// 18 versions need no fetch. A fresh GOPATH per version makes two
+	// fetches per version and receives the whole tree each time.
+	if shared > 3 {
+		t.Errorf("shared cache: %d fetches for %d versions, want at most 3", shared, versions)
 	}
-	if sharedBytes > bigSize {
-		t.Errorf("shared cache: %d bytes fetched, want at most one copy of the %d-byte file", sharedBytes, bigSize)
+	if sharedBytes > 2*bigSize {
+		t.Errorf("shared cache: %d bytes fetched, want at most two copies of the %d-byte file", sharedBytes, bigSize)
 	}
-	if freshBytes < 15*sharedBytes {
-		t.Errorf("fresh GOPATHs fetched %d bytes, shared cache %d: want the fresh loop to cost 15 times more", freshBytes, sharedBytes)
+	if freshBytes < 5*sharedBytes {
+		t.Errorf("fresh GOPATHs fetched %d bytes, shared cache %d: want the fresh loop to cost 5 times more", freshBytes, sharedBytes)
 	}
 }
 

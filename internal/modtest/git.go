@@ -3,6 +3,7 @@ package modtest
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"html"
 	"io"
@@ -319,10 +320,24 @@ func (s *GitServer) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // isLsRefs reports whether an upload-pack request is a protocol v2
-// ls-refs command, restoring the body it peeks at.
+// ls-refs command, restoring the body it peeks at. git compresses large
+// request bodies (an ls-refs asking for many refs among them), so a gzip
+// body is read whole and decompressed to look.
 func isLsRefs(r *http.Request) bool {
-	if r.Header.Get("Content-Encoding") != "" {
-		return false // ls-refs requests are small and never compressed
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		body, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if err != nil {
+			return false
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return false
+		}
+		peek := make([]byte, 64)
+		n, _ := io.ReadFull(zr, peek)
+		return bytes.Contains(peek[:n], []byte("command=ls-refs"))
 	}
 	br := bufio.NewReaderSize(r.Body, 512)
 	peek, _ := br.Peek(64)

@@ -1,0 +1,673 @@
+package direct
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"go/version"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	pathpkg "path"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
+	"golang.org/x/mod/sumdb/dirhash"
+	modzip "golang.org/x/mod/zip"
+	"golang.org/x/sync/errgroup"
+)
+
+// Size limits of the go command (cmd/go/internal/modfetch/codehost) that
+// the tagged path applies the same way.
+const (
+	maxArchive = 500 << 20 // codehost.MaxZipFile: git archive's output
+	maxGoMod   = 16 << 20  // codehost.MaxGoMod
+	maxLicense = 16 << 20  // codehost.MaxLICENSE
+)
+
+// The tagged path.
+//
+// Downloading one version with the go command costs about the same
+// whatever its cache holds: a process, an ls-remote, a shallow fetch of
+// the one tag, git archive, and a zip built, hashed and extracted. For a
+// tagged version of a module whose repository is already known, the
+// Fetcher instead builds the files itself from its own bare clone of the
+// repository, exactly as the go command's codeRepo does (findDir, GoMod,
+// Zip in cmd/go/internal/modfetch/coderepo.go): the tag's commit and
+// committer time, go.mod read from the module's directory, and the zip
+// made by golang.org/x/mod/zip from `git archive` of that directory with
+// export-subst and export-ignore disabled and line endings untouched, plus
+// the repository's LICENSE for a module in a subdirectory that has none.
+// The first fetch into that clone takes every release tag of the module
+// at once (shallow), so later versions need no network at all.
+//
+// A repository becomes known when the go command has downloaded a tagged
+// version of the module from git: the Origin of that version's .info names
+// the repository URL and the module's directory in it, so the go
+// command's own rules (go-get meta tags, GOINSECURE, GOVCS) decide where
+// the repository is, never the Fetcher.
+//
+// Anything the tagged path does not handle exactly as the go command
+// would is left to the go command: pseudo-versions and queries,
+// +incompatible versions, gopkg.in paths, a major version whose
+// repository has a major-version subdirectory (v2/go.mod), a go.mod that
+// is missing, is not a regular file or declares another path, a go
+// version newer than this Agora's, a zip the rules of x/mod/zip refuse,
+// and any git failure. Those go through the go command, which decides
+// the answer and the error.
+
+// gitOrigin is where a module's tagged versions are in git.
+type gitOrigin struct {
+	url    string // the repository, as the go command fetched it
+	subdir string // the module's directory in it ("" for the root)
+}
+
+// tagPrefix is what the module's tags start with: the go command's
+// codeRepo tags a module in directory d as d/vX.Y.Z.
+func (o gitOrigin) tagPrefix() string {
+	if o.subdir == "" {
+		return ""
+	}
+	return o.subdir + "/"
+}
+
+// infoFile is a .info file as the go command writes it for a version
+// downloaded from version control (modfetch.RevInfo with its
+// codehost.Origin); the field order is the go command's.
+type infoFile struct {
+	Version string
+	Time    time.Time
+	Origin  *originJSON `json:",omitempty"`
+}
+
+type originJSON struct {
+	VCS    string `json:",omitempty"`
+	URL    string `json:",omitempty"`
+	Subdir string `json:",omitempty"`
+	Hash   string `json:",omitempty"`
+	Ref    string `json:",omitempty"`
+}
+
+// taggedEligible reports whether the tagged path may serve path@vers at
+// all: a canonical tagged release whose module path has no gopkg.in
+// suffix and no +incompatible build.
+func taggedEligible(path, vers string) bool {
+	if semver.Canonical(vers) != vers || module.IsPseudoVersion(vers) || semver.Build(vers) != "" {
+		return false
+	}
+	if module.Check(path, vers) != nil {
+		return false
+	}
+	_, pathMajor, ok := module.SplitPathVersion(path)
+	return ok && !strings.HasPrefix(pathMajor, ".")
+}
+
+// learn records where path's versions are, from the .info file of a
+// version the go command downloaded, when that version is a tag in git
+// whose name the tagged path would have derived itself.
+func (f *Fetcher) learn(path, vers, infoName string) {
+	if !taggedEligible(path, vers) {
+		return
+	}
+	data, err := os.ReadFile(infoName)
+	if err != nil {
+		return
+	}
+	var inf infoFile
+	if json.Unmarshal(data, &inf) != nil || inf.Origin == nil {
+		return
+	}
+	o := gitOrigin{url: inf.Origin.URL, subdir: inf.Origin.Subdir}
+	if inf.Origin.VCS != "git" || o.url == "" || inf.Origin.Ref != "refs/tags/"+o.tagPrefix()+vers {
+		return
+	}
+	f.mu.Lock()
+	f.origins[path] = o
+	f.mu.Unlock()
+}
+
+// origin returns where path's tagged versions are, if known.
+func (f *Fetcher) origin(path string) (gitOrigin, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.origins[path]
+	return o, ok
+}
+
+// gitRepo is the Fetcher's bare clone of one repository. Its mutex
+// serialises the work of the tagged path on it.
+type gitRepo struct {
+	mu  sync.Mutex
+	dir string
+}
+
+// repo returns the clone for url (created on disk by initRepo).
+func (f *Fetcher) repo(url string) *gitRepo {
+	f.mu.Lock()
+	r, ok := f.repos[url]
+	if !ok {
+		sum := sha256.Sum256([]byte(url))
+		r = &gitRepo{dir: filepath.Join(f.gitRoot, hex.EncodeToString(sum[:12]))}
+		f.repos[url] = r
+	}
+	f.mu.Unlock()
+	return r
+}
+
+// tagged downloads path@vers by the tagged path. ok is false when the
+// tagged path does not apply or failed; the caller then runs the go
+// command, whose answer (and error) is authoritative.
+func (f *Fetcher) tagged(ctx context.Context, path, vers string) (m *Module, ok bool) {
+	if !taggedEligible(path, vers) {
+		return nil, false
+	}
+	o, known := f.origin(path)
+	if !known {
+		return nil, false
+	}
+	if m := f.goCached(path, vers); m != nil {
+		return m, true
+	}
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false
+	}
+	defer func() { <-f.sem }()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+
+	start := time.Now()
+	r := f.repo(o.url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := f.buildTagged(ctx, r, o, path, vers)
+	if err != nil {
+		f.log.Debug("direct: tagged path not taken; the go command decides", "module", path, "version", vers, "reason", err.Error())
+		return nil, false
+	}
+	f.log.Debug("direct: tagged path", "module", path, "version", vers,
+		"duration", time.Since(start).Round(time.Millisecond))
+	return m, true
+}
+
+// errNotTagged is why the tagged path left a version to the go command
+// when git itself did not fail.
+var errNotTagged = errors.New("left to the go command")
+
+// buildTagged makes path@vers's files under the Fetcher's tagged
+// directory, laid out as the go command's download cache, and returns
+// them. Files made before are reused.
+func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path, vers string) (*Module, error) {
+	esc, err := module.EscapePath(path)
+	if err != nil {
+		return nil, err
+	}
+	escVers, err := module.EscapeVersion(vers)
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Join(f.taggedRoot, "cache", "download", filepath.FromSlash(esc), "@v", escVers)
+	m := &Module{Path: path, Version: vers, Info: base + ".info", GoMod: base + ".mod", Zip: base + ".zip"}
+	if sum, err := os.ReadFile(base + ".ziphash"); err == nil {
+		if gomod, err := os.ReadFile(m.GoMod); err == nil {
+			if _, err := os.Stat(m.Info); err == nil {
+				m.Sum, m.GoModSum = string(sum), goModSum(gomod)
+				return m, nil
+			}
+		}
+	}
+
+	if err := f.initRepo(ctx, r); err != nil {
+		return nil, err
+	}
+	tag := "refs/tags/" + o.tagPrefix() + vers
+	hash, err := f.resolveTag(ctx, r, tag)
+	if err != nil {
+		return nil, err
+	}
+	if hash == "" {
+		// Not held yet: fetch it, with the module's newer releases.
+		if err := f.fetchTags(ctx, r, o, vers); err != nil {
+			return nil, err
+		}
+		if hash, err = f.resolveTag(ctx, r, tag); err != nil {
+			return nil, err
+		}
+		if hash == "" {
+			return nil, fmt.Errorf("%w: the repository has no tag %s", errNotTagged, tag)
+		}
+	}
+
+	var out bytes.Buffer
+	if err := f.git(ctx, r.dir, nil, &out, "show", "-s", "--format=%ct", hash); err != nil {
+		return nil, err
+	}
+	secs, err := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("commit time of %s: %w", hash, err)
+	}
+
+	// findDir: the module's go.mod, in its directory.
+	_, pathMajor, _ := module.SplitPathVersion(path)
+	goModName := pathpkg.Join(o.subdir, "go.mod")
+	names := []string{goModName, "LICENSE"}
+	if pathMajor != "" {
+		names = append(names, pathpkg.Join(o.subdir, pathMajor[1:], "go.mod"))
+	}
+	entries, err := f.lsTree(ctx, r, hash, names)
+	if err != nil {
+		return nil, err
+	}
+	if pathMajor != "" {
+		if _, ok := entries[names[2]]; ok {
+			return nil, fmt.Errorf("%w: %s has a %s subdirectory with a go.mod", errNotTagged, tag, pathMajor[1:])
+		}
+	}
+	gm, ok := entries[goModName]
+	if !ok || gm.mode != "100644" && gm.mode != "100755" {
+		return nil, fmt.Errorf("%w: %s has no go.mod file in %q", errNotTagged, tag, o.subdir)
+	}
+	gomod, err := f.blob(ctx, r, gm.object, maxGoMod)
+	if err != nil {
+		return nil, err
+	}
+	if mp := modfile.ModulePath(gomod); mp != path {
+		return nil, fmt.Errorf("%w: go.mod declares %q", errNotTagged, mp)
+	}
+	if v := goVersion(gomod); v != "" && (!version.IsValid("go"+v) || version.Compare("go"+v, runtime.Version()) > 0) {
+		return nil, fmt.Errorf("%w: go.mod requires go %s", errNotTagged, v)
+	}
+
+	var license []byte
+	if le, ok := entries["LICENSE"]; ok && o.subdir != "" && le.kind == "blob" {
+		if license, err = f.blob(ctx, r, le.object, maxLicense); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		return nil, err
+	}
+	sum, err := f.archiveZip(ctx, r, hash, o.subdir, module.Version{Path: path, Version: vers}, license, m.Zip)
+	if err != nil {
+		return nil, err
+	}
+	info, err := json.Marshal(infoFile{
+		Version: vers,
+		Time:    time.Unix(secs, 0).UTC(),
+		Origin:  &originJSON{VCS: "git", URL: o.url, Subdir: o.subdir, Hash: hash, Ref: tag},
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range []struct {
+		name string
+		data []byte
+	}{{m.GoMod, gomod}, {m.Info, info}, {base + ".ziphash", []byte(sum)}} {
+		if err := writeFileAtomic(w.name, w.data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	m.Sum, m.GoModSum = sum, goModSum(gomod)
+	return m, nil
+}
+
+// goCached returns path@vers as the go command left it in the shared
+// module cache (a version it downloaded before the repository was known),
+// or nil. The go command writes .ziphash last.
+func (f *Fetcher) goCached(path, vers string) *Module {
+	esc, err1 := module.EscapePath(path)
+	escVers, err2 := module.EscapeVersion(vers)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	base := filepath.Join(f.modCache, "cache", "download", filepath.FromSlash(esc), "@v", escVers)
+	sum, err := os.ReadFile(base + ".ziphash")
+	if err != nil {
+		return nil
+	}
+	gomod, err := os.ReadFile(base + ".mod")
+	if err != nil {
+		return nil
+	}
+	for _, ext := range []string{".info", ".zip"} {
+		if _, err := os.Stat(base + ext); err != nil {
+			return nil
+		}
+	}
+	return &Module{Path: path, Version: vers, Info: base + ".info", GoMod: base + ".mod", Zip: base + ".zip",
+		Sum: strings.TrimSpace(string(sum)), GoModSum: goModSum(gomod)}
+}
+
+// goModSum is the go.sum hash of a go.mod file.
+func goModSum(gomod []byte) string {
+	h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(gomod)), nil
+	})
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+// goVersion returns the go directive of a go.mod file, or "".
+func goVersion(gomod []byte) string {
+	f, err := modfile.ParseLax("go.mod", gomod, nil)
+	if err != nil || f.Go == nil {
+		return ""
+	}
+	return f.Go.Version
+}
+
+// initRepo creates r's bare repository if it does not exist yet, with
+// export-subst and export-ignore disabled for git archive, as the go
+// command does (golang.org/issue/27153).
+func (f *Fetcher) initRepo(ctx context.Context, r *gitRepo) error {
+	attrs := filepath.Join(r.dir, "info", "attributes")
+	if _, err := os.Stat(attrs); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	if err := f.git(ctx, r.dir, nil, nil, "init", "--bare", "--quiet"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(attrs), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(attrs, []byte("\n* -export-subst -export-ignore\n"), 0o644)
+}
+
+// maxBatch bounds the tags fetched at once by the tagged path.
+const maxBatch = 50
+
+// fetchTags fetches the tag of path@vers into r with one shallow fetch,
+// together with the module's releases of the same major version that are
+// newer than vers and not held yet (up to maxBatch tags in all): builds
+// move forward, so those are the versions likely to be asked for next.
+// It fails with errNotTagged if the repository has no such tag.
+func (f *Fetcher) fetchTags(ctx context.Context, r *gitRepo, o gitOrigin, vers string) error {
+	var remote, local bytes.Buffer
+	if err := f.git(ctx, r.dir, nil, &remote, "ls-remote", "--quiet", "--tags", "--refs", "--end-of-options", o.url); err != nil {
+		return err
+	}
+	if err := f.git(ctx, r.dir, nil, &local, "for-each-ref", "--format=%(refname)", "refs/tags/"); err != nil {
+		return err
+	}
+	held := make(map[string]bool)
+	for ref := range strings.Lines(local.String()) {
+		held[strings.TrimSpace(ref)] = true
+	}
+	prefix := "refs/tags/" + o.tagPrefix()
+	found := false
+	var newer []string
+	for line := range strings.Lines(remote.String()) {
+		_, ref, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		v, isTag := strings.CutPrefix(ref, prefix)
+		if !ok || !isTag || semver.Canonical(v) != v || semver.Major(v) != semver.Major(vers) {
+			continue
+		}
+		switch c := semver.Compare(v, vers); {
+		case c == 0:
+			found = true
+		case c > 0 && !held[ref]:
+			newer = append(newer, v)
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: the repository has no tag %s", errNotTagged, prefix+vers)
+	}
+	semver.Sort(newer)
+	refs := []string{vers}
+	refs = append(refs, newer[:min(len(newer), maxBatch-1)]...)
+	var specs strings.Builder
+	for _, v := range refs {
+		fmt.Fprintf(&specs, "+%s%s:%s%s\n", prefix, v, prefix, v)
+	}
+	return f.git(ctx, r.dir, strings.NewReader(specs.String()), nil,
+		"fetch", "--quiet", "--no-tags", "--depth=1", "--stdin", "--end-of-options", o.url)
+}
+
+// resolveTag returns the commit tag points to, or "" if r does not have
+// the tag.
+func (f *Fetcher) resolveTag(ctx context.Context, r *gitRepo, tag string) (string, error) {
+	var out bytes.Buffer
+	err := f.git(ctx, r.dir, nil, &out, "rev-parse", "--quiet", "--verify", "--end-of-options", tag+"^{commit}")
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 1 {
+		return "", nil // --verify --quiet: no such object
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// treeEntry is one line of git ls-tree.
+type treeEntry struct{ mode, kind, object string }
+
+// lsTree returns the entries of commit's tree for the given full paths
+// that exist.
+func (f *Fetcher) lsTree(ctx context.Context, r *gitRepo, commit string, names []string) (map[string]treeEntry, error) {
+	var out bytes.Buffer
+	args := append([]string{"ls-tree", "-z", "--full-tree", commit, "--"}, names...)
+	if err := f.git(ctx, r.dir, nil, &out, args...); err != nil {
+		return nil, err
+	}
+	entries := make(map[string]treeEntry)
+	for line := range strings.SplitSeq(strings.TrimSuffix(out.String(), "\x00"), "\x00") {
+		meta, name, ok := strings.Cut(line, "\t")
+		fields := strings.Fields(meta)
+		if !ok || len(fields) != 3 {
+			continue
+		}
+		entries[name] = treeEntry{mode: fields[0], kind: fields[1], object: fields[2]}
+	}
+	return entries, nil
+}
+
+// blob returns the content of a blob, as `git cat-file blob` gives it (no
+// attribute or line-ending conversion, as the go command's ReadFile).
+func (f *Fetcher) blob(ctx context.Context, r *gitRepo, object string, limit int64) ([]byte, error) {
+	w := &limitedBuffer{max: int(limit)}
+	if err := f.git(ctx, r.dir, nil, w, "cat-file", "blob", object); err != nil {
+		return nil, err
+	}
+	if w.truncated {
+		return nil, fmt.Errorf("%w: blob %s is larger than %d bytes", errNotTagged, object, limit)
+	}
+	return w.Bytes(), nil
+}
+
+// archiveZip writes the module zip of commit's directory subdir to
+// zipName and returns its h1: hash. Like the go command's codeRepo.Zip it
+// takes the files of `git archive` (here as tar, which holds the same
+// files as the zip format the go command reads, uncompressed), without
+// the directory prefix, adds license as LICENSE when the directory has
+// none, and lets golang.org/x/mod/zip choose and check the files.
+func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir string, mv module.Version, license []byte, zipName string) (string, error) {
+	spool, err := os.CreateTemp(f.gitRoot, "archive-*.tar")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	args := []string{"-c", "core.autocrlf=input", "-c", "core.eol=lf", "archive", "--format=tar", "--prefix=prefix/", "--end-of-options", commit}
+	if subdir != "" {
+		args = append(args, subdir)
+	}
+	lw := &limitedWriter{w: spool, n: maxArchive}
+	if err := f.git(ctx, r.dir, nil, lw, args...); err != nil {
+		return "", err
+	}
+	if lw.n < 0 {
+		return "", fmt.Errorf("%w: git archive is larger than %d bytes", errNotTagged, maxArchive)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+
+	prefix := "prefix/"
+	if subdir != "" {
+		prefix += subdir + "/"
+	}
+	var files []modzip.File
+	haveLicense := false
+	tr := tar.NewReader(spool)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading git archive: %w", err)
+		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		name, ok := strings.CutPrefix(h.Name, prefix)
+		if !ok || name == "" || strings.HasSuffix(name, "/") || h.Typeflag == tar.TypeDir {
+			continue
+		}
+		off, err := spool.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return "", err
+		}
+		files = append(files, tarFile{name: name, info: h.FileInfo(), r: io.NewSectionReader(spool, off, h.Size)})
+		if name == "LICENSE" {
+			haveLicense = true
+		}
+	}
+	if !haveLicense && license != nil {
+		files = append(files, tarFile{name: "LICENSE", info: dataInfo{size: int64(len(license))}, r: bytes.NewReader(license)})
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(zipName), "."+filepath.Base(zipName)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	// The zip is written and its hash computed from the same files at
+	// once: the hash covers the files x/mod/zip keeps, named as in the zip.
+	checked, err := modzip.CheckFiles(files)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errNotTagged, err)
+	}
+	byName := make(map[string]modzip.File, len(files))
+	for _, f := range files {
+		byName[f.Path()] = f
+	}
+	zipPrefix := mv.Path + "@" + mv.Version + "/"
+	names := make([]string, len(checked.Valid))
+	for i, p := range checked.Valid {
+		names[i] = zipPrefix + p
+	}
+	var sum string
+	var g errgroup.Group
+	g.Go(func() error {
+		var err error
+		sum, err = dirhash.Hash1(names, func(name string) (io.ReadCloser, error) {
+			return byName[strings.TrimPrefix(name, zipPrefix)].Open()
+		})
+		return err
+	})
+	if err := modzip.Create(tmp, mv, files); err != nil {
+		g.Wait()
+		return "", fmt.Errorf("%w: %v", errNotTagged, err)
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), zipName); err != nil {
+		return "", err
+	}
+	return sum, nil
+}
+
+// tarFile is a file of the archive for modzip.Create.
+type tarFile struct {
+	name string
+	info fs.FileInfo
+	r    io.ReaderAt
+}
+
+func (t tarFile) Path() string                { return t.name }
+func (t tarFile) Lstat() (fs.FileInfo, error) { return t.info, nil }
+func (t tarFile) Open() (io.ReadCloser, error) {
+	return io.NopCloser(io.NewSectionReader(t.r, 0, t.info.Size())), nil
+}
+
+// dataInfo describes the LICENSE added from the repository's root.
+type dataInfo struct{ size int64 }
+
+func (d dataInfo) Name() string       { return "LICENSE" }
+func (d dataInfo) Size() int64        { return d.size }
+func (d dataInfo) Mode() fs.FileMode  { return 0o644 }
+func (d dataInfo) ModTime() time.Time { return time.Time{} }
+func (d dataInfo) IsDir() bool        { return false }
+func (d dataInfo) Sys() any           { return nil }
+
+// limitedWriter passes on at most n bytes; n goes negative once more
+// were offered, and the rest is dropped.
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		l.n = -1
+		return len(p), nil
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
+}
+
+// git runs git on the bare repository dir with the Fetcher's environment
+// (credentials, proxies, no prompts), reading stdin and writing its output
+// to stdout (nil for none), in its own process group killed on
+// cancellation.
+func (f *Fetcher) git(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer, args ...string) error {
+	stderr := &tailBuffer{max: 8 << 10}
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(f.env[:len(f.env):len(f.env)], "GIT_DIR="+dir)
+	cmd.Stdin = stdin
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	if err := f.execute(ctx, cmd, "git "+args[0], ""); err != nil {
+		return &gitError{args: args[0], err: err, stderr: f.secrets.tail(stderr.Bytes())}
+	}
+	return nil
+}
+
+// gitError is a failed git command of the tagged path.
+type gitError struct {
+	args, stderr string
+	err          error
+}
+
+func (e *gitError) Error() string {
+	return fmt.Sprintf("git %s: %v: %s", e.args, e.err, e.stderr)
+}
+
+func (e *gitError) Unwrap() error { return e.err }
