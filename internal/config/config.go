@@ -130,7 +130,7 @@ var settings = func() []setting {
 	set, get = str(func(c *Config) *string { return &c.DataDir })
 	add("data_dir", "directory of the embedded store and database, and of local working files", set, get)
 	set, _ = str(func(c *Config) *string { return &c.Storage })
-	add("storage", "object storage for module files, as a URL: s3://bucket?endpoint=...&region=...&use_path_style=true (any S3-compatible server; credentials from AWS_* variables or files), gs://bucket, azblob://container (default: the disk store in data_dir)",
+	add("storage", "object storage for module files, as a URL: s3://bucket?endpoint=...&region=...&use_path_style=true (any S3-compatible server; credentials from AWS_* variables or files), gs://bucket, azblob://container (these two with the agora_gcs/agora_azure build tags) (default: the disk store in data_dir)",
 		set, func(c *Config) string { return redactURL(c.Storage) })
 	set, _ = str(func(c *Config) *string { return &c.Database })
 	add("database", "metadata database: sqlite:PATH, or postgres://user@host:port/db for several replicas (password from PGPASSWORD or PGPASSFILE) (default: sqlite:<data_dir>/agora.db)",

@@ -12,16 +12,19 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/azureblob" // azblob:// URLs
-	_ "gocloud.dev/blob/gcsblob"   // gs:// URLs
-	_ "gocloud.dev/blob/memblob"   // mem:// URLs
-	_ "gocloud.dev/blob/s3blob"    // s3:// URLs (AWS S3 and every S3-compatible server)
+	_ "gocloud.dev/blob/memblob" // mem:// URLs
+	_ "gocloud.dev/blob/s3blob"  // s3:// URLs (AWS S3 and every S3-compatible server)
 	"gocloud.dev/gcerrors"
 )
 
+// optionalDrivers are the bucket URL schemes built in only with a build
+// tag (blob_gcs.go, blob_azure.go), and their tags.
+var optionalDrivers = map[string]string{"gs": "agora_gcs", "azblob": "agora_azure"}
+
 // Blob is a Store on an object storage bucket (S3 or any S3-compatible
-// server, Google Cloud Storage, Azure Blob Storage), through gocloud.dev's
-// portable blob API. Immutable objects are written with a conditional
+// server; Google Cloud Storage and Azure Blob Storage in binaries built
+// with the agora_gcs and agora_azure tags), through gocloud.dev's portable
+// blob API. Immutable objects are written with a conditional
 // write (If-None-Match: * on S3), so of two replicas writing the same key
 // one wins and the other gets ErrExist; an upload that fails or is
 // cancelled never becomes visible, since the object stores make an object
@@ -38,6 +41,12 @@ type Blob struct {
 // tmp is a local directory for files on their way in; it is created, and
 // emptied of what a previous process left.
 func OpenBlob(ctx context.Context, url, tmp string) (*Blob, error) {
+	if scheme, _, ok := strings.Cut(url, "://"); ok && !blob.DefaultURLMux().ValidBucketScheme(scheme) {
+		if tag, optional := optionalDrivers[scheme]; optional {
+			return nil, fmt.Errorf("store: %s:// storage is not built into this binary; build Agora with -tags %s", scheme, tag)
+		}
+		return nil, fmt.Errorf("store: unknown storage URL scheme %q (s3:// or mem://)", scheme)
+	}
 	b, err := blob.OpenBucket(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening bucket: %w", err)

@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/agora-mirror/agora/internal/modtest"
 	"github.com/agora-mirror/agora/internal/store"
+	"gocloud.dev/blob"
 )
 
 // TestBlobMem runs the conformance suite on gocloud.dev's in-memory bucket,
@@ -90,5 +92,20 @@ func TestBlobExists(t *testing.T) {
 	}
 	if _, err := s.Exists(ctx, "../x"); !errors.Is(err, store.ErrInvalidKey) {
 		t.Errorf("Exists of an invalid key: %v", err)
+	}
+}
+
+func TestOpenBlobNamesTheBuildTagOfAMissingDriver(t *testing.T) {
+	for scheme, tag := range map[string]string{"gs": "agora_gcs", "azblob": "agora_azure"} {
+		if blob.DefaultURLMux().ValidBucketScheme(scheme) {
+			continue // built with the tag
+		}
+		_, err := store.OpenBlob(t.Context(), scheme+"://bucket", t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "-tags "+tag) {
+			t.Errorf("OpenBlob(%s://bucket) = %v, want an error naming -tags %s", scheme, err, tag)
+		}
+	}
+	if _, err := store.OpenBlob(t.Context(), "ftp://bucket", t.TempDir()); err == nil {
+		t.Error("OpenBlob(ftp://bucket) succeeded")
 	}
 }
