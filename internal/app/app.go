@@ -42,7 +42,7 @@ import (
 type App struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	handler http.Handler
+	handler *server.Handler
 	mirror  *mirror.Mirror
 	closers
 }
@@ -347,10 +347,11 @@ func (a *App) Serve(ctx context.Context, grace time.Duration) error {
 
 // ServeOn is Serve on a listener of the caller's (which it closes).
 func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	const readHeaderTimeout, idleTimeout = 10 * time.Second, 2 * time.Minute
 	srv := &http.Server{
 		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
@@ -384,7 +385,9 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 	if a.cfg.TLSCert != "" || a.cfg.TLSKey != "" {
 		go func() { errc <- srv.ServeTLS(ln, a.cfg.TLSCert, a.cfg.TLSKey) }()
 	} else {
-		go func() { errc <- srv.Serve(ln) }()
+		// .info and .mod answers held in memory go out below net/http.
+		hot := server.NewHotListener(a.handler, ln, idleTimeout, readHeaderTimeout)
+		go func() { errc <- srv.Serve(hot) }()
 	}
 	// Which versions are requested is recorded once a minute (for
 	// prune), and at shutdown.

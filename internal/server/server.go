@@ -153,26 +153,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	h.serve(rec, r)
+	h.done(r.Context(), r.Method, r.URL.Path, r.RemoteAddr, start, rec.status, rec.bytes, rec.cache, rec.endpoint)
+}
+
+// done records a request answered (by ServeHTTP or the hot path): the
+// request metrics, and the request log line when info logs are on.
+func (h *Handler) done(ctx context.Context, method, path, client string, start time.Time, status int, bytes int64, cache, endpoint string) {
 	if h.obs != nil {
-		h.obs.Request(rec.endpoint, rec.status, rec.bytes, time.Since(start), rec.cache)
+		h.obs.Request(endpoint, status, bytes, time.Since(start), cache)
 	}
-	if !h.log.Enabled(r.Context(), slog.LevelInfo) {
+	if !h.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", rec.status),
-		slog.Int64("bytes", rec.bytes),
+		slog.String("method", method),
+		slog.String("path", path),
+		slog.Int("status", status),
+		slog.Int64("bytes", bytes),
 		slog.Duration("duration", time.Since(start)),
 	}
-	if rec.cache != "" {
-		attrs = append(attrs, slog.String("cache", rec.cache))
+	if cache != "" {
+		attrs = append(attrs, slog.String("cache", cache))
 	}
 	if h.logAddr {
-		attrs = append(attrs, slog.String("client", r.RemoteAddr))
+		attrs = append(attrs, slog.String("client", client))
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	h.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
 
 func (h *Handler) serve(w *recorder, r *http.Request) {

@@ -1,0 +1,433 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A HotListener answers the hottest requests below net/http: GET and HEAD
+// of .info and .mod files the mirror holds in memory, on plain HTTP/1.1
+// keep-alive connections. It reads each request head itself; when the
+// request is one of those, in the plainest form (see parseHot), it writes
+// the answer straight to the connection, the same status, headers and
+// body the Handler would give, and records the request as the Handler
+// does (metrics, request log). Any other request goes to net/http: the
+// connection, with the bytes read so far, is handed to the http.Server
+// through Accept and stays with it. A connection of a go command that
+// asks for .info and .mod files held is served without net/http's
+// per-request costs (its request parsing, header maps, contexts,
+// response buffering), which make up most of the CPU time of such an
+// answer (see BENCHMARKS.md).
+//
+// It is for plain HTTP only: TLS is left to http.Server.ServeTLS.
+type HotListener struct {
+	ln     net.Listener
+	h      *Handler
+	idle   time.Duration
+	header time.Duration
+
+	conns chan net.Conn // handed to net/http
+	done  chan struct{} // closed by Close
+	once  sync.Once
+
+	mu  sync.Mutex
+	raw map[*hotConn]struct{} // connections served here
+}
+
+// hotHeadMax bounds the request head the hot path reads; longer heads go
+// to net/http (which takes up to its MaxHeaderBytes).
+const hotHeadMax = 4096
+
+// NewHotListener starts accepting on ln for h. idle bounds the wait for
+// the next request on a kept-alive connection and header the time to
+// read a request head, as http.Server's IdleTimeout and
+// ReadHeaderTimeout do for the connections it has. Serve the returned
+// listener with an http.Server whose Handler is h; closing it (as
+// http.Server.Shutdown does) closes ln and the connections waiting here
+// for a request.
+func NewHotListener(h *Handler, ln net.Listener, idle, header time.Duration) *HotListener {
+	l := &HotListener{ln: ln, h: h, idle: idle, header: header,
+		conns: make(chan net.Conn), done: make(chan struct{}), raw: make(map[*hotConn]struct{})}
+	go l.acceptLoop()
+	return l
+}
+
+// Accept implements net.Listener: it returns the connections handed to
+// net/http.
+func (l *HotListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Addr implements net.Listener.
+func (l *HotListener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close implements net.Listener: it stops accepting and closes the
+// connections waiting here for their next request; one being answered
+// is closed once its answer is written.
+func (l *HotListener) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.done)
+		err = l.ln.Close()
+		l.mu.Lock()
+		for c := range l.raw {
+			if c.state.CompareAndSwap(hotIdle, hotClosed) {
+				c.Close()
+			}
+		}
+		l.mu.Unlock()
+	})
+	return err
+}
+
+func (l *HotListener) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// acceptLoop accepts connections until the listener is closed, backing
+// off on errors such as running out of file descriptors, as
+// http.Server.Serve does.
+func (l *HotListener) acceptLoop() {
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.closed() || errors.Is(err, net.ErrClosed) {
+				l.Close()
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.h.log.Warn("accepting a connection", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		go l.serve(c)
+	}
+}
+
+// The states of a connection served here.
+const (
+	hotActive int32 = iota // reading or answering a request
+	hotIdle                // waiting for the next request
+	hotClosed              // closed by HotListener.Close
+)
+
+type hotConn struct {
+	net.Conn
+	state atomic.Int32
+}
+
+// serve answers the requests of one connection until one is not for the
+// hot path, then hands the connection to net/http.
+func (l *HotListener) serve(nc net.Conn) {
+	c := &hotConn{Conn: nc}
+	l.mu.Lock()
+	if l.closed() {
+		l.mu.Unlock()
+		nc.Close()
+		return
+	}
+	l.raw[c] = struct{}{}
+	l.mu.Unlock()
+	handed := false
+	defer func() {
+		l.mu.Lock()
+		delete(l.raw, c)
+		l.mu.Unlock()
+		if !handed {
+			nc.Close()
+		}
+	}()
+
+	br := bufio.NewReaderSize(nc, hotHeadMax)
+	var out []byte
+	for {
+		c.state.Store(hotIdle)
+		if l.closed() {
+			return
+		}
+		nc.SetReadDeadline(time.Now().Add(l.idle))
+		_, err := br.Peek(1)
+		if !c.state.CompareAndSwap(hotIdle, hotActive) || err != nil {
+			return // closed by Close, or the client left or idled out
+		}
+		start := time.Now()
+		nc.SetReadDeadline(start.Add(l.header))
+		head, err := readHead(br)
+		if err != nil {
+			return
+		}
+		var ans hotAnswer
+		ok := head != nil
+		if ok {
+			ans, ok = l.h.hot(head)
+		}
+		if !ok {
+			// Everything else, and the rest of the connection, is
+			// net/http's, with the bytes read so far.
+			nc.SetReadDeadline(time.Time{})
+			select {
+			case l.conns <- &handedConn{Conn: nc, r: br}:
+				handed = true
+			case <-l.done:
+			}
+			return
+		}
+		br.Discard(len(head))
+		out = ans.appendTo(out[:0])
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+		client := ""
+		if l.h.logAddr {
+			client = nc.RemoteAddr().String()
+		}
+		l.h.done(context.Background(), ans.method, ans.path, client, start,
+			http.StatusOK, int64(ans.written()), "hit", ans.endpoint)
+	}
+}
+
+// readHead returns the request head at the start of br's buffer, through
+// the blank line that ends it, without consuming it; nil if it is longer
+// than hotHeadMax. It fails if the connection fails or times out first.
+func readHead(br *bufio.Reader) ([]byte, error) {
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			return buf[:i+4], nil
+		}
+		if len(buf) == br.Size() {
+			return nil, nil
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// hotAnswer is the answer to a request of the hot path.
+type hotAnswer struct {
+	method, path string
+	endpoint     string // for metrics: "info" or "mod"
+	ctype        string
+	body         []byte
+	head         bool // HEAD: no body
+}
+
+// appendTo appends the HTTP/1.1 response: the headers the Handler's
+// answer carries, and net/http's Date.
+func (a *hotAnswer) appendTo(b []byte) []byte {
+	b = append(b, "HTTP/1.1 200 OK\r\nCache-Control: "...)
+	b = append(b, cacheForever...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(a.body)), 10)
+	b = append(b, "\r\nContent-Type: "...)
+	b = append(b, a.ctype...)
+	b = append(b, "\r\nDate: "...)
+	b = append(b, httpDate()...)
+	b = append(b, "\r\n\r\n"...)
+	if !a.head {
+		b = append(b, a.body...)
+	}
+	return b
+}
+
+// written is the number of body bytes sent.
+func (a *hotAnswer) written() int {
+	if a.head {
+		return 0
+	}
+	return len(a.body)
+}
+
+// hot answers a request head if it is for the hot path: an .info or .mod
+// file held in memory (Mirror.Cached), of a module not under access
+// control, asked for in the plainest form (parseHot).
+func (h *Handler) hot(head []byte) (hotAnswer, bool) {
+	if h.m == nil {
+		return hotAnswer{}, false
+	}
+	method, target, ok := parseHot(head)
+	if !ok {
+		return hotAnswer{}, false
+	}
+	p := string(target)
+	data, modPath, _, ok := h.m.Cached(p)
+	if !ok || h.access.Protected(modPath) {
+		return hotAnswer{}, false
+	}
+	a := hotAnswer{method: method, path: p, body: data, head: method == http.MethodHead,
+		endpoint: "mod", ctype: ctypeText[0]}
+	if p[len(p)-1] == 'o' { // .info
+		a.endpoint, a.ctype = "info", ctypeJSON[0]
+	}
+	return a, true
+}
+
+// parseHot parses a request head for the hot path. It accepts only what
+// needs no judgement, and leaves everything else to net/http (which may
+// answer it, or refuse it with a 400): a request line "GET <path>
+// HTTP/1.1" (or HEAD) whose path is an .info or .mod path with no query,
+// no %-escapes and nothing but printable ASCII; header lines "Name:
+// value" with a token name and no control characters in the value;
+// exactly one Host; no body (Content-Length absent or 0, no
+// Transfer-Encoding); no Expect or Upgrade; and no Connection header
+// other than keep-alive, so that the connection simply stays open.
+func parseHot(head []byte) (method string, target []byte, ok bool) {
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	m, line, ok1 := bytes.Cut(line, []byte(" "))
+	target, proto, ok2 := bytes.Cut(line, []byte(" "))
+	switch {
+	case !ok1 || !ok2 || string(proto) != "HTTP/1.1":
+		return "", nil, false
+	case string(m) == http.MethodGet:
+		method = http.MethodGet
+	case string(m) == http.MethodHead:
+		method = http.MethodHead
+	default:
+		return "", nil, false
+	}
+	if len(target) == 0 || target[0] != '/' ||
+		!(bytes.HasSuffix(target, []byte(".info")) || bytes.HasSuffix(target, []byte(".mod"))) {
+		return "", nil, false
+	}
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f || c == '?' || c == '%' || c == '#' {
+			return "", nil, false
+		}
+	}
+	hosts := 0
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		if len(line) == 0 {
+			break // the blank line that ends the head
+		}
+		name, value, found := bytes.Cut(line, []byte(":"))
+		if !found || len(name) == 0 {
+			return "", nil, false
+		}
+		for _, c := range name {
+			if !isTokenChar(c) {
+				return "", nil, false // includes a folded line's leading space
+			}
+		}
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return "", nil, false
+			}
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case asciiEqualFold(name, "Host"):
+			hosts++
+		case asciiEqualFold(name, "Content-Length"):
+			if string(value) != "0" {
+				return "", nil, false
+			}
+		case asciiEqualFold(name, "Connection"):
+			if !asciiEqualFold(value, "keep-alive") {
+				return "", nil, false
+			}
+		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"), asciiEqualFold(name, "Upgrade"):
+			return "", nil, false
+		}
+	}
+	return method, target, hosts == 1
+}
+
+// isTokenChar reports whether c may appear in an HTTP token (RFC 9110,
+// section 5.6.2).
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
+}
+
+// asciiEqualFold reports whether b equals s, ignoring ASCII case.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// httpDate returns the current time in the Date header's format, as
+// net/http writes it; it is formatted at most once a second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := cachedDate.Load(); d != nil && d.sec == now {
+		return d.text
+	}
+	d := &dateText{sec: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	cachedDate.Store(d)
+	return d.text
+}
+
+type dateText struct {
+	sec  int64
+	text string
+}
+
+var cachedDate atomic.Pointer[dateText]
+
+// handedConn is a connection handed to net/http: reads start with the
+// bytes the hot path buffered. It keeps the connection's ReadFrom (so
+// net/http still sends files with sendfile) and CloseWrite.
+type handedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *handedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// ReadFrom lets net/http send files with the connection's own ReadFrom
+// (sendfile for a TCP connection).
+func (c *handedConn) ReadFrom(src io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, src)
+}
+
+// CloseWrite lets net/http half-close the connection as it does a TCP
+// connection's.
+func (c *handedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
