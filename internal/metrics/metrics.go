@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,7 @@ type Metrics struct {
 	fetchTime *prometheus.HistogramVec
 	refused   *prometheus.CounterVec
 	hist      history
+	series    sync.Map // requestKey -> *requestSeries
 }
 
 // New returns the metrics, with the Go runtime and process collectors.
@@ -79,13 +81,46 @@ func (m *Metrics) Gauge(name, help string, f func() float64) {
 
 // Request records one answered request. cache is "hit", "miss" or "".
 func (m *Metrics) Request(endpoint string, code int, bytes int64, d time.Duration, cache string) {
-	m.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
-	m.bytes.WithLabelValues(endpoint).Add(float64(bytes))
-	if cache != "" {
-		m.cache.WithLabelValues(endpoint, cache).Inc()
+	s := m.requestSeries(endpoint, code, cache)
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
+	s.bytes.Add(float64(bytes))
+	if s.cache != nil {
+		s.cache.Inc()
 	}
 	m.hist.request(code, bytes, cache)
+}
+
+// requestKey names the series one request updates.
+type requestKey struct {
+	endpoint string
+	code     int
+	cache    string
+}
+
+// requestSeries are the series of one requestKey, looked up once: label
+// lookups (hashing and checking the values) cost as much as the rest of a
+// request answered from memory.
+type requestSeries struct {
+	requests, bytes, cache prometheus.Counter
+	duration               prometheus.Observer
+}
+
+func (m *Metrics) requestSeries(endpoint string, code int, cache string) *requestSeries {
+	k := requestKey{endpoint, code, cache}
+	if s, ok := m.series.Load(k); ok {
+		return s.(*requestSeries)
+	}
+	s := &requestSeries{
+		requests: m.requests.WithLabelValues(endpoint, strconv.Itoa(code)),
+		duration: m.duration.WithLabelValues(endpoint),
+		bytes:    m.bytes.WithLabelValues(endpoint),
+	}
+	if cache != "" {
+		s.cache = m.cache.WithLabelValues(endpoint, cache)
+	}
+	actual, _ := m.series.LoadOrStore(k, s)
+	return actual.(*requestSeries)
 }
 
 // FetchDone records one fetch of a file ("info", "mod", "zip", "list",
