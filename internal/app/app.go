@@ -390,7 +390,7 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 		go func() { errc <- srv.Serve(hot) }()
 	}
 	// Which versions are requested is recorded once a minute (for
-	// prune), and at shutdown.
+	// prune), sooner when many are noted, and at shutdown.
 	flushDone := make(chan struct{})
 	defer func() {
 		close(flushDone)
@@ -408,9 +408,10 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 			case <-flushDone:
 				return
 			case <-t.C:
-				if err := a.mirror.FlushUsage(context.Background()); err != nil {
-					a.log.Warn("recording version usage", "err", err)
-				}
+			case <-a.mirror.UsageFull():
+			}
+			if err := a.mirror.FlushUsage(context.Background()); err != nil {
+				a.log.Warn("recording version usage", "err", err)
 			}
 		}
 	}()

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agora-mirror/agora/internal/modtest"
+	"github.com/agora-mirror/agora/internal/store"
 )
 
 func TestParseList(t *testing.T) {
@@ -237,5 +241,31 @@ func TestFlightTimeout(t *testing.T) {
 	}
 	if g.inFlight() != 0 {
 		t.Errorf("flight not removed after it ended")
+	}
+}
+
+// TestUsageFullAsksForAnEarlyFlush: noting uses of many versions asks for
+// a flush before the periodic one, so the set stays bounded.
+func TestUsageFullAsksForAnEarlyFlush(t *testing.T) {
+	m := New(Options{Store: store.NewMemory(t.TempDir()), Catalog: modtest.Meta(t)})
+	for i := range maxUsed - 1 {
+		m.used("example.com/m", "v1.0."+strconv.Itoa(i))
+	}
+	select {
+	case <-m.UsageFull():
+		t.Fatalf("asked to flush at %d uses", maxUsed-1)
+	default:
+	}
+	m.used("example.com/m", "v2.0.0")
+	m.used("example.com/m", "v2.0.1") // asked once, however many more
+	select {
+	case <-m.UsageFull():
+	default:
+		t.Fatalf("not asked to flush at %d uses", maxUsed)
+	}
+	select {
+	case <-m.UsageFull():
+		t.Fatal("asked twice")
+	default:
 	}
 }

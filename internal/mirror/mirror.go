@@ -172,8 +172,9 @@ type Mirror struct {
 	listMu sync.Mutex
 	lists  map[string]*listEntry
 
-	usedMu  sync.Mutex
-	usedSet map[useKey]struct{}
+	usedMu    sync.Mutex
+	usedSet   map[useKey]struct{}
+	usageFull chan struct{}
 }
 
 // New returns a Mirror.
@@ -203,18 +204,19 @@ func New(o Options) *Mirror {
 		o.Observer = nopObserver{}
 	}
 	return &Mirror{
-		st:      o.Store,
-		cat:     o.Catalog,
-		router:  o.Router,
-		verify:  o.Verifier,
-		listTTL: o.ListTTL,
-		log:     o.Logger,
-		obs:     o.Observer,
-		offline: o.Offline,
-		fills:   flights{timeout: o.FillTimeout},
-		small:   newLRU(o.MemoryCache),
-		lists:   make(map[string]*listEntry),
-		usedSet: make(map[useKey]struct{}),
+		st:        o.Store,
+		cat:       o.Catalog,
+		router:    o.Router,
+		verify:    o.Verifier,
+		listTTL:   o.ListTTL,
+		log:       o.Logger,
+		obs:       o.Observer,
+		offline:   o.Offline,
+		fills:     flights{timeout: o.FillTimeout},
+		small:     newLRU(o.MemoryCache),
+		lists:     make(map[string]*listEntry),
+		usedSet:   make(map[useKey]struct{}),
+		usageFull: make(chan struct{}, 1),
 	}
 }
 

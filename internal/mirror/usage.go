@@ -11,12 +11,28 @@ import (
 // noting a use allocates nothing on the hot path.
 type useKey struct{ path, vers string }
 
+// maxUsed is how many versions' uses are noted before the owner of the
+// Mirror is asked (UsageFull) to flush early, so that the memory noted
+// uses take stays bounded however many versions a minute brings.
+const maxUsed = 50000
+
 // used notes that a version's file was requested, for prune.
 func (m *Mirror) used(path, vers string) {
 	m.usedMu.Lock()
 	m.usedSet[useKey{path, vers}] = struct{}{}
+	full := len(m.usedSet) >= maxUsed
 	m.usedMu.Unlock()
+	if full {
+		select {
+		case m.usageFull <- struct{}{}:
+		default: // already asked
+		}
+	}
 }
+
+// UsageFull receives a value when many uses are noted: call FlushUsage
+// then, besides the periodic flush.
+func (m *Mirror) UsageFull() <-chan struct{} { return m.usageFull }
 
 // FlushUsage records in the catalog the versions requested since the last
 // flush, as requested now. Run it periodically and at shutdown.
