@@ -382,11 +382,13 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 	}
 	a.log.Info("agora serving", attrs...)
 	errc := make(chan error, 1)
+	var hot *server.HotListener
 	if a.cfg.TLSCert != "" || a.cfg.TLSKey != "" {
 		go func() { errc <- srv.ServeTLS(ln, a.cfg.TLSCert, a.cfg.TLSKey) }()
 	} else {
-		// .info and .mod answers held in memory go out below net/http.
-		hot := server.NewHotListener(a.handler, ln, idleTimeout, readHeaderTimeout)
+		// Answers held (.info and .mod in memory, zips on disk) go out
+		// below net/http.
+		hot = server.NewHotListener(a.handler, ln, idleTimeout, readHeaderTimeout)
 		go func() { errc <- srv.Serve(hot) }()
 	}
 	// Which versions are requested is recorded once a minute (for
@@ -423,7 +425,11 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 	a.log.Info("shutting down", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err := srv.Shutdown(sctx)
+	if err == nil && hot != nil {
+		err = hot.Wait(sctx)
+	}
+	if err != nil {
 		srv.Close()
 		return fmt.Errorf("shutdown: %w", err)
 	}

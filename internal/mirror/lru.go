@@ -76,3 +76,14 @@ func (c *lru) add(key string, data []byte, path, vers string) {
 		c.size -= it.cost()
 	}
 }
+
+// remove drops key, if cached.
+func (c *lru) remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		c.ll.Remove(e)
+		delete(c.items, key)
+		c.size -= e.Value.(*lruItem).cost()
+	}
+}

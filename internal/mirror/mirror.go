@@ -172,10 +172,15 @@ type Mirror struct {
 	listMu sync.Mutex
 	lists  map[string]*listEntry
 
+	zips      *lru // paths of zips answered as hits, for HeldZip (no data)
 	usedMu    sync.Mutex
 	usedSet   map[useKey]struct{}
 	usageFull chan struct{}
 }
+
+// heldZipsMemory bounds the memory of the paths of held zips remembered
+// for HeldZip: about 20,000 of them.
+const heldZipsMemory = 8 << 20
 
 // New returns a Mirror.
 func New(o Options) *Mirror {
@@ -214,6 +219,7 @@ func New(o Options) *Mirror {
 		offline:   o.Offline,
 		fills:     flights{timeout: o.FillTimeout},
 		small:     newLRU(o.MemoryCache),
+		zips:      newLRU(heldZipsMemory),
 		lists:     make(map[string]*listEntry),
 		usedSet:   make(map[useKey]struct{}),
 		usageFull: make(chan struct{}, 1),
@@ -303,6 +309,26 @@ func (m *Mirror) Cached(urlPath string) (data []byte, path, vers string, ok bool
 	return it.data, it.path, it.vers, true
 }
 
+// HeldZip opens a zip answered before as a hit from a local file (the
+// disk store), by its escaped GOPROXY path ("/<escaped module>/@v/<escaped version>.zip", as in a request URL),
+// with the module path and version it belongs to; ok is false when the
+// path was not answered before or the zip is no longer held. Like Cached,
+// it needs no parsing: it is the fast path for zips held.
+func (m *Mirror) HeldZip(ctx context.Context, urlPath string) (obj store.Object, path, vers string, ok bool) {
+	key := "mod" + urlPath
+	it := m.zips.item(key)
+	if it == nil {
+		return nil, "", "", false
+	}
+	obj, err := m.st.Open(ctx, key)
+	if err != nil { // pruned or quarantined since
+		m.zips.remove(key)
+		return nil, "", "", false
+	}
+	m.used(it.path, it.vers)
+	return obj, it.path, it.vers, true
+}
+
 // Zip opens the zip of a canonical version, filling it if needed. The
 // bool reports a cache hit.
 func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool, error) {
@@ -313,6 +339,9 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 	key := FileKey(path, vers, ".zip")
 	obj, err := m.st.Open(ctx, key)
 	if err == nil {
+		if _, local := obj.(interface{ OSFile() *os.File }); local {
+			m.zips.add(key, nil, path, vers) // for HeldZip: only files it can send without a store request
+		}
 		return obj, true, nil
 	}
 	if !errors.Is(err, store.ErrNotExist) {

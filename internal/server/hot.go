@@ -5,25 +5,29 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // A HotListener answers the hottest requests below net/http: GET and HEAD
-// of .info and .mod files the mirror holds in memory, on plain HTTP/1.1
-// keep-alive connections. It reads each request head itself; when the
-// request is one of those, in the plainest form (see parseHot), it writes
-// the answer straight to the connection, the same status, headers and
-// body the Handler would give, and records the request as the Handler
-// does (metrics, request log). Any other request goes to net/http: the
-// connection, with the bytes read so far, is handed to the http.Server
-// through Accept and stays with it. A connection of a go command that
-// asks for .info and .mod files held is served without net/http's
+// of .info and .mod files the mirror holds in memory, and of zips it has
+// answered before from a disk store, on plain HTTP/1.1 keep-alive
+// connections. It reads each request head itself; when the request is
+// one of those, in the plainest form (see parseHot), it writes the answer
+// straight to the connection, the same status, headers and body the
+// Handler would give (a zip's body with sendfile), and records the
+// request as the Handler does (metrics, request log). Any other request
+// goes to net/http: the connection, with the bytes read so far, is handed
+// to the http.Server through Accept and stays with it. A connection of a
+// go command that asks for files held is served without net/http's
 // per-request costs (its request parsing, header maps, contexts,
 // response buffering), which make up most of the CPU time of such an
 // answer (see BENCHMARKS.md).
@@ -39,8 +43,9 @@ type HotListener struct {
 	done  chan struct{} // closed by Close
 	once  sync.Once
 
-	mu  sync.Mutex
-	raw map[*hotConn]struct{} // connections served here
+	mu      sync.Mutex
+	raw     map[*hotConn]struct{} // connections served here
+	serving sync.WaitGroup        // their goroutines
 }
 
 // hotHeadMax bounds the request head the hot path reads; longer heads go
@@ -94,6 +99,24 @@ func (l *HotListener) Close() error {
 	return err
 }
 
+// Wait waits, after Close, until the answers being written here are
+// written (a zip to a slow client may take a while), or until ctx ends.
+// http.Server.Shutdown waits for the connections net/http has; Wait is
+// the same for the others.
+func (l *HotListener) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		l.serving.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (l *HotListener) closed() bool {
 	select {
 	case <-l.done:
@@ -121,7 +144,11 @@ func (l *HotListener) acceptLoop() {
 			continue
 		}
 		delay = 0
-		go l.serve(c)
+		l.serving.Add(1)
+		go func() {
+			defer l.serving.Done()
+			l.serve(c)
+		}()
 	}
 }
 
@@ -195,7 +222,15 @@ func (l *HotListener) serve(nc net.Conn) {
 		}
 		br.Discard(len(head))
 		out = ans.appendTo(out[:0])
-		if _, err := nc.Write(out); err != nil {
+		_, err = nc.Write(out)
+		if ans.zip != nil {
+			if err == nil && !ans.head {
+				// sendfile, through the TCP connection's ReadFrom.
+				_, err = io.CopyN(nc, ans.zip, ans.size)
+			}
+			ans.zip.Close()
+		}
+		if err != nil {
 			return
 		}
 		client := ""
@@ -203,7 +238,7 @@ func (l *HotListener) serve(nc net.Conn) {
 			client = nc.RemoteAddr().String()
 		}
 		l.h.done(context.Background(), ans.method, ans.path, client, start,
-			http.StatusOK, int64(ans.written()), "hit", ans.endpoint)
+			http.StatusOK, ans.written(), "hit", ans.endpoint)
 	}
 }
 
@@ -228,23 +263,37 @@ func readHead(br *bufio.Reader) ([]byte, error) {
 // hotAnswer is the answer to a request of the hot path.
 type hotAnswer struct {
 	method, path string
-	endpoint     string // for metrics: "info" or "mod"
+	endpoint     string // for metrics: "info", "mod" or "zip"
 	ctype        string
-	body         []byte
+	body         []byte   // .info and .mod
+	zip          *os.File // a zip, sent with sendfile after the headers
+	size         int64    // the zip's length
+	modTime      time.Time
 	head         bool // HEAD: no body
 }
 
-// appendTo appends the HTTP/1.1 response: the headers the Handler's
-// answer carries, and net/http's Date.
+// appendTo appends the HTTP/1.1 response head (and an .info or .mod
+// body): the headers the Handler's answer carries, and net/http's Date.
+// A zip's are those of serveZip and http.ServeContent.
 func (a *hotAnswer) appendTo(b []byte) []byte {
-	b = append(b, "HTTP/1.1 200 OK\r\nCache-Control: "...)
+	b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	if a.zip != nil {
+		b = append(b, "Accept-Ranges: bytes\r\n"...)
+	}
+	b = append(b, "Cache-Control: "...)
 	b = append(b, cacheForever...)
 	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(a.body)), 10)
+	b = strconv.AppendInt(b, a.length(), 10)
 	b = append(b, "\r\nContent-Type: "...)
 	b = append(b, a.ctype...)
 	b = append(b, "\r\nDate: "...)
 	b = append(b, httpDate()...)
+	if a.zip != nil {
+		b = append(b, "\r\nEtag: "...)
+		b = append(b, zipETag(a.modTime, a.size)...)
+		b = append(b, "\r\nLast-Modified: "...)
+		b = a.modTime.UTC().AppendFormat(b, http.TimeFormat)
+	}
 	b = append(b, "\r\n\r\n"...)
 	if !a.head {
 		b = append(b, a.body...)
@@ -252,26 +301,43 @@ func (a *hotAnswer) appendTo(b []byte) []byte {
 	return b
 }
 
+// length is the body's length.
+func (a *hotAnswer) length() int64 {
+	if a.zip != nil {
+		return a.size
+	}
+	return int64(len(a.body))
+}
+
 // written is the number of body bytes sent.
-func (a *hotAnswer) written() int {
+func (a *hotAnswer) written() int64 {
 	if a.head {
 		return 0
 	}
-	return len(a.body)
+	return a.length()
 }
 
 // hot answers a request head if it is for the hot path: an .info or .mod
-// file held in memory (Mirror.Cached), of a module not under access
-// control, asked for in the plainest form (parseHot).
+// file held in memory (Mirror.Cached), or a zip answered before from a
+// disk store (Mirror.HeldZip) and asked for without a range or a
+// condition, of a module not under access control, asked for in the
+// plainest form (parseHot). A zip answer holds the open file: the caller
+// sends and closes it.
 func (h *Handler) hot(head []byte) (hotAnswer, bool) {
 	if h.m == nil {
 		return hotAnswer{}, false
 	}
-	method, target, ok := parseHot(head)
+	method, target, conditional, ok := parseHot(head)
 	if !ok {
 		return hotAnswer{}, false
 	}
 	p := string(target)
+	if strings.HasSuffix(p, ".zip") {
+		if conditional || h.zipRedirect > 0 {
+			return hotAnswer{}, false
+		}
+		return h.hotZip(method, p)
+	}
 	data, modPath, _, ok := h.m.Cached(p)
 	if !ok || h.access.Protected(modPath) {
 		return hotAnswer{}, false
@@ -284,36 +350,59 @@ func (h *Handler) hot(head []byte) (hotAnswer, bool) {
 	return a, true
 }
 
+// hotZip answers a zip held in a disk store, opened by its request path.
+func (h *Handler) hotZip(method, p string) (hotAnswer, bool) {
+	obj, modPath, _, ok := h.m.HeldZip(context.Background(), p)
+	if !ok {
+		return hotAnswer{}, false
+	}
+	f, isFile := obj.(osFiler)
+	if !isFile || h.access.Protected(modPath) {
+		obj.Close()
+		return hotAnswer{}, false
+	}
+	return hotAnswer{method: method, path: p, endpoint: "zip", ctype: "application/zip", head: method == http.MethodHead,
+		zip: f.OSFile(), size: obj.Size(), modTime: obj.ModTime()}, true
+}
+
+// zipETag is a zip's ETag: objects are written once, so their time and
+// size identify the content.
+func zipETag(modTime time.Time, size int64) string {
+	return fmt.Sprintf(`"%x-%x"`, modTime.UnixNano(), size)
+}
+
 // parseHot parses a request head for the hot path. It accepts only what
 // needs no judgement, and leaves everything else to net/http (which may
 // answer it, or refuse it with a 400): a request line "GET <path>
-// HTTP/1.1" (or HEAD) whose path is an .info or .mod path with no query,
-// no %-escapes and nothing but printable ASCII; header lines "Name:
+// HTTP/1.1" (or HEAD) whose path is an .info, .mod or .zip path with no
+// query, no %-escapes and nothing but printable ASCII; header lines "Name:
 // value" with a token name and no control characters in the value;
 // exactly one Host; no body (Content-Length absent or 0, no
 // Transfer-Encoding); no Expect or Upgrade; and no Connection header
 // other than keep-alive, so that the connection simply stays open.
-func parseHot(head []byte) (method string, target []byte, ok bool) {
+// conditional reports a Range or a precondition (If-*), which a zip's
+// answer would depend on (the .info and .mod answers do not).
+func parseHot(head []byte) (method string, target []byte, conditional, ok bool) {
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	m, line, ok1 := bytes.Cut(line, []byte(" "))
 	target, proto, ok2 := bytes.Cut(line, []byte(" "))
 	switch {
 	case !ok1 || !ok2 || string(proto) != "HTTP/1.1":
-		return "", nil, false
+		return "", nil, false, false
 	case string(m) == http.MethodGet:
 		method = http.MethodGet
 	case string(m) == http.MethodHead:
 		method = http.MethodHead
 	default:
-		return "", nil, false
+		return "", nil, false, false
 	}
-	if len(target) == 0 || target[0] != '/' ||
-		!(bytes.HasSuffix(target, []byte(".info")) || bytes.HasSuffix(target, []byte(".mod"))) {
-		return "", nil, false
+	if len(target) == 0 || target[0] != '/' || !(bytes.HasSuffix(target, []byte(".info")) ||
+		bytes.HasSuffix(target, []byte(".mod")) || bytes.HasSuffix(target, []byte(".zip"))) {
+		return "", nil, false, false
 	}
 	for _, c := range target {
 		if c <= ' ' || c >= 0x7f || c == '?' || c == '%' || c == '#' {
-			return "", nil, false
+			return "", nil, false, false
 		}
 	}
 	hosts := 0
@@ -324,16 +413,16 @@ func parseHot(head []byte) (method string, target []byte, ok bool) {
 		}
 		name, value, found := bytes.Cut(line, []byte(":"))
 		if !found || len(name) == 0 {
-			return "", nil, false
+			return "", nil, false, false
 		}
 		for _, c := range name {
 			if !isTokenChar(c) {
-				return "", nil, false // includes a folded line's leading space
+				return "", nil, false, false // includes a folded line's leading space
 			}
 		}
 		for _, c := range value {
 			if c < ' ' && c != '\t' || c == 0x7f {
-				return "", nil, false
+				return "", nil, false, false
 			}
 		}
 		value = bytes.TrimSpace(value)
@@ -342,17 +431,19 @@ func parseHot(head []byte) (method string, target []byte, ok bool) {
 			hosts++
 		case asciiEqualFold(name, "Content-Length"):
 			if string(value) != "0" {
-				return "", nil, false
+				return "", nil, false, false
 			}
 		case asciiEqualFold(name, "Connection"):
 			if !asciiEqualFold(value, "keep-alive") {
-				return "", nil, false
+				return "", nil, false, false
 			}
 		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"), asciiEqualFold(name, "Upgrade"):
-			return "", nil, false
+			return "", nil, false, false
+		case asciiEqualFold(name, "Range"), len(name) > 3 && asciiEqualFold(name[:3], "If-"):
+			conditional = true
 		}
 	}
-	return method, target, hosts == 1
+	return method, target, conditional, hosts == 1
 }
 
 // isTokenChar reports whether c may appear in an HTTP token (RFC 9110,

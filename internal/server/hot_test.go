@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ import (
 const (
 	pubInfo    = "/example.com/pub/@v/v1.0.0.info"
 	pubMod     = "/example.com/pub/@v/v1.0.0.mod"
+	pubZip     = "/example.com/pub/@v/v1.0.0.zip"
 	secretInfo = "/corp.example/secret/@v/v1.0.0.info"
 )
 
@@ -52,10 +55,12 @@ func (o *observed) last() string {
 // hotServer is an http.Server on a HotListener, with a count of the
 // connections net/http was handed.
 type hotServer struct {
+	dir    string // the disk store
 	h      *Handler
 	obs    *observed
 	addr   string
 	srv    *http.Server
+	hot    *HotListener
 	handed atomic.Int32
 	token  string
 }
@@ -75,7 +80,7 @@ func newHotServer(t *testing.T) *hotServer {
 		t.Fatal(err)
 	}
 	md := modtest.Meta(t)
-	s := &hotServer{obs: new(observed), token: access.NewToken()}
+	s := &hotServer{dir: dir, obs: new(observed), token: access.NewToken()}
 	if err := md.CreateToken(context.Background(), meta.Token{Name: "corp", Hash: access.Hash(s.token), Patterns: "corp.example"}); err != nil {
 		t.Fatal(err)
 	}
@@ -92,10 +97,12 @@ func newHotServer(t *testing.T) *hotServer {
 				s.handed.Add(1)
 			}
 		}}
-	go s.srv.Serve(NewHotListener(s.h, ln, time.Minute, 10*time.Second))
+	s.hot = NewHotListener(s.h, ln, time.Minute, 10*time.Second)
+	go s.srv.Serve(s.hot)
 	t.Cleanup(func() { s.srv.Close() })
-	// Answer each file once through net/http, which puts it in memory.
-	for _, p := range []string{pubInfo, pubMod} {
+	// Answer each file once through net/http, which puts it in memory
+	// (or, for the zip, remembers that it is held).
+	for _, p := range []string{pubInfo, pubMod, pubZip} {
 		if code, _, _ := s.handler(p, ""); code != 200 {
 			t.Fatalf("%s: %d", p, code)
 		}
@@ -160,7 +167,7 @@ func get(path string, headers ...string) string {
 
 func TestHotPathAnswersAsTheHandlerDoes(t *testing.T) {
 	s := newHotServer(t)
-	for _, p := range []string{pubInfo, pubMod} {
+	for _, p := range []string{pubInfo, pubMod, pubZip} {
 		wantCode, wantHeader, wantBody := s.handler(p, "")
 		handed := s.handed.Load()
 		resp := s.exchange(t, get(p, "User-Agent: Go-http-client/1.1\r\n", "Accept-Encoding: gzip\r\n"), 1, false)[0]
@@ -191,10 +198,28 @@ func TestHotPathAnswersAsTheHandlerDoes(t *testing.T) {
 	}
 
 	// HEAD: the headers, no body.
-	resp := s.exchange(t, "HEAD "+pubInfo+" HTTP/1.1\r\nHost: agora.test\r\n\r\n", 1, true)[0]
-	_, _, wantBody := s.handler(pubInfo, "")
-	if resp.StatusCode != 200 || resp.ContentLength != int64(len(wantBody)) || len(body(t, resp)) != 0 {
-		t.Errorf("HEAD: %d, length %d, body %q", resp.StatusCode, resp.ContentLength, body(t, resp))
+	for _, p := range []string{pubInfo, pubZip} {
+		handed := s.handed.Load()
+		resp := s.exchange(t, "HEAD "+p+" HTTP/1.1\r\nHost: agora.test\r\n\r\n", 1, true)[0]
+		_, _, wantBody := s.handler(p, "")
+		if resp.StatusCode != 200 || resp.ContentLength != int64(len(wantBody)) || len(body(t, resp)) != 0 {
+			t.Errorf("HEAD %s: %d, length %d, body %q", p, resp.StatusCode, resp.ContentLength, body(t, resp))
+		}
+		if s.handed.Load() != handed {
+			t.Errorf("HEAD %s: the connection went to net/http", p)
+		}
+	}
+
+	// A zip no longer held (removed from the store) is net/http's again.
+	if err := os.Remove(filepath.Join(s.dir, "mod", filepath.FromSlash(pubZip))); err != nil {
+		t.Fatal(err)
+	}
+	handed := s.handed.Load()
+	if resp := s.exchange(t, get(pubZip), 1, false)[0]; resp.StatusCode != http.StatusNotFound {
+		t.Errorf("removed zip: %d, want 404", resp.StatusCode)
+	}
+	if s.handed.Load() == handed {
+		t.Error("removed zip: answered without net/http")
 	}
 }
 
@@ -251,6 +276,8 @@ func TestHotPathHandsOtherRequestsToNetHTTP(t *testing.T) {
 		{"POST", "POST " + pubInfo + " HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", http.StatusMethodNotAllowed},
 		{"protected, no token", get(secretInfo), http.StatusUnauthorized},
 		{"not held", get("/example.com/pub/@v/v9.9.9.info"), http.StatusNotFound},
+		{"zip range", get(pubZip, "Range: bytes=0-9\r\n"), http.StatusPartialContent},
+		{"zip condition", get(pubZip, "If-Modified-Since: Mon, 01 Jan 2024 00:00:00 GMT\r\n"), http.StatusOK},
 	}
 	// The protected file is in memory once answered with its token.
 	if code, _, _ := s.handler(secretInfo, s.token); code != 200 {
@@ -288,6 +315,9 @@ func TestHotListenerCloseEndsIdleConnections(t *testing.T) {
 	if err := s.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
+	if err := s.hot.Wait(ctx); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("after Shutdown, reading the idle connection: %v, want EOF", err)
@@ -304,7 +334,8 @@ func TestParseHot(t *testing.T) {
 	}{
 		{"GET /a/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"HEAD /a/@v/v1.0.0.mod HTTP/1.1\r\nhost: x\r\nCONNECTION: Keep-Alive\r\nContent-Length: 0\r\n\r\n", true},
-		{"GET /a/@v/v1.0.0.zip HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"GET /a/@v/v1.0.0.zip HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET /a/@v/v1.0.0.ziq HTTP/1.1\r\nHost: x\r\n\r\n", false},
 		{"GET /a/@v/list HTTP/1.1\r\nHost: x\r\n\r\n", false},
 		{"GET  /a/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n", false},
 		{"GET /a/@v/v1.0.0.info HTTP/1.1 \r\nHost: x\r\n\r\n", false},
@@ -315,7 +346,7 @@ func TestParseHot(t *testing.T) {
 		{"GET /a/\xff/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n", false},
 		{"get /a/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n", false},
 	} {
-		if _, _, ok := parseHot([]byte(c.head)); ok != c.ok {
+		if _, _, _, ok := parseHot([]byte(c.head)); ok != c.ok {
 			t.Errorf("parseHot(%q) ok = %v, want %v", c.head, ok, c.ok)
 		}
 	}
@@ -337,7 +368,7 @@ func FuzzParseHot(f *testing.F) {
 			return
 		}
 		head := in[:i+4]
-		method, target, ok := parseHot([]byte(head))
+		method, target, _, ok := parseHot([]byte(head))
 		if !ok {
 			return
 		}

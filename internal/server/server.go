@@ -10,7 +10,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -383,8 +382,7 @@ func (h *Handler) serveZip(w *recorder, r *http.Request, req protocol.Request) {
 	hd := w.Header()
 	hd.Set("Content-Type", "application/zip")
 	hd["Cache-Control"] = h.private(req.Module, cacheImmut)
-	// Objects are written once, so size and time identify the content.
-	hd.Set("ETag", fmt.Sprintf(`"%x-%x"`, obj.ModTime().UnixNano(), obj.Size()))
+	hd.Set("ETag", zipETag(obj.ModTime(), obj.Size()))
 	var content io.ReadSeeker = obj
 	if f, ok := obj.(osFiler); ok {
 		content = f.OSFile()
