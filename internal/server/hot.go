@@ -222,12 +222,21 @@ func (l *HotListener) serve(nc net.Conn) {
 		}
 		br.Discard(len(head))
 		out = ans.appendTo(out[:0])
+		sendZip := ans.zip != nil && !ans.head
+		if sendZip {
+			// The head and the start of the body in full packets, as
+			// nginx's tcp_nopush: corked until the body is sent.
+			cork(nc, true)
+		}
 		_, err = nc.Write(out)
+		if sendZip && err == nil {
+			// sendfile, through the TCP connection's ReadFrom.
+			_, err = io.CopyN(nc, ans.zip, ans.size)
+		}
+		if sendZip {
+			cork(nc, false)
+		}
 		if ans.zip != nil {
-			if err == nil && !ans.head {
-				// sendfile, through the TCP connection's ReadFrom.
-				_, err = io.CopyN(nc, ans.zip, ans.size)
-			}
 			ans.zip.Close()
 		}
 		if err != nil {
