@@ -18,18 +18,29 @@
 #             set that fits the memory cache at either size
 #   info-all  .info of every version: at 1M most are not in memory (the
 #             default cache holds 64 MiB), so this reads the disk store
+#   info-disk the same against a second pair of Agoras with the memory
+#             cache off (--memory-cache-mb 0): every answer is a store read,
+#             so this compares the store's lookups at both sizes
+#   nginx-disk the same paths from nginx serving each store's mod/ directory
+#             (bench/warm's configuration, sendfile on): the file system's
+#             own cost of the larger store, the baseline for info-disk
 #   list      @v/list of SAMPLE modules (from the metadata database)
-#   index     /index?since=<a random time between the first and the last
-#             version added>&limit=100 (SAMPLE such queries)
-#   catalog   /catalog?after=<a random module>&limit=100 (SAMPLE such)
+#   index     /index?since=<a random time in the first 90% of the time the
+#             versions were added over>&limit=100 (SAMPLE such queries: a
+#             full page at either size)
+#   catalog   /catalog?after=<a random module, not one of the last 10>&limit=10
+#             (SAMPLE such: a full page of 10 modules at either size)
 #
 # Within a round the two stores run one after the other for each workload;
 # the round is repeated ROUNDS times and the table shows medians. Agora
 # runs with --upstream off --sumdb off --log-level warn, as in bench/warm.
 #
-# Settings (environment): SMALL=1000 LARGE=1000000 VERSIONS=10 ZIPSIZE=512
+# Settings (environment): WORKLOADS (a subset of the above, all by default)
+# SMALL=1000 LARGE=1000000 VERSIONS=10 ZIPSIZE=512
 # DURATION=10 ROUNDS=3 CONNS=64 SAMPLE=4000 WARMUP=3 PORT_SMALL=18195
-# PORT_LARGE=18196 STORES=/var/tmp/agora-scale OUT=<dir, a new one in /tmp>
+# PORT_LARGE=18196 PORT_SMALL_DISK=18193 PORT_LARGE_DISK=18194
+# PORT_SMALL_NGINX=18191 PORT_LARGE_NGINX=18192
+# STORES=/var/tmp/agora-scale OUT=<dir, a new one in /tmp>
 set -euo pipefail
 
 SMALL=${SMALL:-1000}
@@ -43,6 +54,10 @@ SAMPLE=${SAMPLE:-4000}
 WARMUP=${WARMUP:-3}
 PORT_SMALL=${PORT_SMALL:-18195}
 PORT_LARGE=${PORT_LARGE:-18196}
+PORT_SMALL_DISK=${PORT_SMALL_DISK:-18193}
+PORT_LARGE_DISK=${PORT_LARGE_DISK:-18194}
+PORT_SMALL_NGINX=${PORT_SMALL_NGINX:-18191}
+PORT_LARGE_NGINX=${PORT_LARGE_NGINX:-18192}
 STORES=${STORES:-/var/tmp/agora-scale}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -85,23 +100,44 @@ for n in "$SMALL" "$LARGE"; do
 	shuf -n "$SAMPLE" --random-source=<(yes) "$p/info-all.txt" >"$p/info-hot.txt"
 	grep '/@v/list$' "$dir/urls.txt" | shuf -n "$SAMPLE" --random-source=<(yes) >"$p/list.txt"
 	read -r first last <"$dir/generated"
-	awk -v a="$first" -v b="$last" -v n="$SAMPLE" 'BEGIN { srand(1); for (i = 0; i < n; i++) printf "@%d\n", a + int(rand() * (b - a + 1)) }' |
+	cp "$p/info-all.txt" "$p/info-disk.txt"
+	cp "$p/info-all.txt" "$p/nginx-disk.txt"
+	awk -v a="$first" -v b="$last" -v n="$SAMPLE" 'BEGIN { srand(1); for (i = 0; i < n; i++) printf "@%d\n", a + int(rand() * (b - a) * 0.9) }' |
 		date -u -f - +'/index?since=%Y-%m-%dT%H:%M:%SZ&limit=100' >"$p/index.txt"
-	sed -e 's|^/||' -e 's|/@v/list$||' "$p/list.txt" | sed 's|^|/catalog?limit=100\&after=|' >"$p/catalog.txt"
+	grep '/@v/list$' "$dir/urls.txt" | sed -e 's|^/||' -e 's|/@v/list$||' | sort | head -n -10 |
+		shuf -n "$SAMPLE" -r --random-source=<(yes) | sed 's|^|/catalog?limit=10\&after=|' >"$p/catalog.txt"
 done
-workloads=(info-hot info-all list index catalog)
+read -r -a workloads <<<"${WORKLOADS:-info-hot info-all info-disk nginx-disk list index catalog}"
 
-# Both Agoras, serving at once.
-declare -A port=([$SMALL]=$PORT_SMALL [$LARGE]=$PORT_LARGE)
+# Four Agoras serving at once: one per store, and one per store with the
+# memory cache off (for info-disk); and nginx on each store.
+declare -A port=([$SMALL]=$PORT_SMALL [$LARGE]=$PORT_LARGE [$SMALL-disk]=$PORT_SMALL_DISK [$LARGE-disk]=$PORT_LARGE_DISK
+	[$SMALL-nginx]=$PORT_SMALL_NGINX [$LARGE-nginx]=$PORT_LARGE_NGINX)
+need_nginx
 for n in "$SMALL" "$LARGE"; do
-	"$OUT/agora" serve --data-dir "$STORES/$n" --listen "127.0.0.1:${port[$n]}" --upstream off --sumdb off \
-		--log-level warn >"$OUT/agora-$n.log" 2>&1 &
-	pid[$n]=$!
-	wait_http "http://127.0.0.1:${port[$n]}/healthz"
+	out=$OUT
+	OUT=$out/nginx-$n
+	start_upstream "${port[$n-nginx]}" "$STORES/$n/mod"
+	OUT=$out
+	pid[$n-nginx]=$nginx_pid
+	wait_http "http://127.0.0.1:${port[$n-nginx]}$(head -1 "$OUT/paths-$n/info-all.txt")"
+done
+for n in "$SMALL" "$LARGE"; do
+	for kind in "" -disk; do
+		flags=()
+		[[ -n $kind ]] && flags=(--memory-cache-mb 0)
+		"$OUT/agora" serve --data-dir "$STORES/$n" --listen "127.0.0.1:${port[$n$kind]}" --upstream off --sumdb off \
+			--log-level warn "${flags[@]}" >"$OUT/agora-$n$kind.log" 2>&1 &
+		pid[$n$kind]=$!
+		wait_http "http://127.0.0.1:${port[$n$kind]}/healthz"
+	done
 done
 
 run_wrk() { # store workload seconds
-	wrk -t2 -c"$CONNS" -d"$3"s --timeout 30 -s "$root/bench/warm/paths.lua" "http://127.0.0.1:${port[$1]}" \
+	local server=$1
+	[[ $2 == info-disk ]] && server+=-disk
+	[[ $2 == nginx-disk ]] && server+=-nginx
+	wrk -t2 -c"$CONNS" -d"$3"s --timeout 30 -s "$root/bench/warm/paths.lua" "http://127.0.0.1:${port[$server]}" \
 		-- "$OUT/paths-$1/$2.txt"
 }
 

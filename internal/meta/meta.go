@@ -117,6 +117,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		q.Add("_pragma", "busy_timeout(10000)") // first: it applies to the others
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
+		// Up to 16 MiB of pages in SQLite's own cache (the default is 2
+		// MiB): a catalog of a million versions keeps the upper levels of
+		// its indexes there instead of reading them back from the OS.
+		q.Add("_pragma", "cache_size(-16384)")
 		q.Add("_txlock", "immediate")
 		db, err := sql.Open("sqlite", "file:"+name+"?"+q.Encode())
 		if err != nil {
