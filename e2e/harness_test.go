@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,30 +42,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // agora is a running `agora serve` process.
 type agora struct {
 	URL     string
 	DataDir string
 	cmd     *exec.Cmd
-	logs    *syncBuffer
+	logs    *modtest.SyncBuffer
 	done    chan struct{}
 }
 
@@ -81,7 +61,7 @@ func startAgora(t *testing.T, dataDir string, env []string, args ...string) *ago
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	a := &agora{DataDir: dataDir, logs: new(syncBuffer), done: make(chan struct{})}
+	a := &agora{DataDir: dataDir, logs: new(modtest.SyncBuffer), done: make(chan struct{})}
 	full := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)
 	a.cmd = exec.Command(agoraBin, full...)
 	a.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)

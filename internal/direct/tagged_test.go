@@ -1,38 +1,30 @@
 package direct_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/agora-mirror/agora/internal/direct"
 	"github.com/agora-mirror/agora/internal/modtest"
 )
 
-// logBuffer collects a Fetcher's debug log; safe for concurrent use.
+// logBuffer collects a Fetcher's debug log.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	modtest.SyncBuffer
+	seen int // bytes judged by taken already
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// taken reports whether the tagged path made path@version (and drops the
-// log so far, so that each download is judged by its own lines).
+// taken reports whether the tagged path made path@version, judging only
+// the lines logged since the last call, so that each download is judged
+// by its own lines.
 func (b *logBuffer) taken(path, version string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := b.buf.String()
-	b.buf.Reset()
+	all := b.String()
+	lines := all[b.seen:]
+	b.seen = len(all)
 	for line := range strings.SplitSeq(lines, "\n") {
 		if strings.Contains(line, `msg="direct: tagged path"`) &&
 			strings.Contains(line, "module="+path+" ") && strings.Contains(line, "version="+version+" ") {
@@ -209,7 +201,7 @@ func TestTaggedPathFetchesNewTagsWithCredentials(t *testing.T) {
 	if _, err := f.Download(ctx, host+"/grow", "v1.9.0"); !errors.Is(err, direct.ErrNotFound) {
 		t.Errorf("grow@v1.9.0: %v, want ErrNotFound", err)
 	}
-	if strings.Contains(logs.buf.String(), token) {
+	if strings.Contains(logs.String(), token) {
 		t.Error("the token is in the log")
 	}
 
