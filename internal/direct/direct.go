@@ -134,6 +134,8 @@ type Fetcher struct {
 
 	gitRoot    string // the tagged path's bare clones
 	taggedRoot string // the files the tagged path made, laid out as a module cache
+
+	goVer string // the go command's version, for the tagged path (guarded by mu)
 }
 
 type versionsEntry struct {
@@ -204,6 +206,7 @@ func New(o Options) (*Fetcher, error) {
 			os.RemoveAll(filepath.Join(workRoot, e.Name()))
 		}
 	}
+	cleanGitRoot(gitRoot)
 	if f := moduleFileAbove(workRoot); f != "" {
 		return nil, fmt.Errorf("direct: Options.Dir %s is inside a module or workspace (%s); the go command would use it", o.Dir, f)
 	}

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	pathpkg "path"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,10 +147,13 @@ func (f *Fetcher) origin(path string) (gitOrigin, bool) {
 }
 
 // gitRepo is the Fetcher's bare clone of one repository. Its mutex
-// serialises the work of the tagged path on it.
+// serialises the work of the tagged path on it and guards remote and
+// listed.
 type gitRepo struct {
-	mu  sync.Mutex
-	dir string
+	mu     sync.Mutex
+	dir    string
+	remote map[string]string // the server's tags (ref -> object), read at listed
+	listed time.Time
 }
 
 // repo returns the clone for url (created on disk by initRepo).
@@ -181,6 +183,16 @@ func (f *Fetcher) tagged(ctx context.Context, path, vers string) (m *Module, ok 
 	if m := f.goCached(path, vers); m != nil {
 		return m, true
 	}
+	goCmd, err := f.goVersion(ctx) // before taking a slot: it runs the go command
+	if err != nil {
+		f.log.Debug("direct: tagged path not taken", "module", path, "version", vers, "reason", err.Error())
+		return nil, false
+	}
+	// One version of a repository at a time, and waiting for it without
+	// holding one of the Fetcher's slots.
+	r := f.repo(o.url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -191,10 +203,7 @@ func (f *Fetcher) tagged(ctx context.Context, path, vers string) (m *Module, ok 
 	defer cancel()
 
 	start := time.Now()
-	r := f.repo(o.url)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m, err := f.buildTagged(ctx, r, o, path, vers)
+	m, err = f.buildTagged(ctx, r, o, path, vers, goCmd)
 	if err != nil {
 		f.log.Debug("direct: tagged path not taken; the go command decides", "module", path, "version", vers, "reason", err.Error())
 		return nil, false
@@ -211,7 +220,7 @@ var errNotTagged = errors.New("left to the go command")
 // buildTagged makes path@vers's files under the Fetcher's tagged
 // directory, laid out as the go command's download cache, and returns
 // them. Files made before are reused.
-func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path, vers string) (*Module, error) {
+func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path, vers, goCmd string) (*Module, error) {
 	esc, err := module.EscapePath(path)
 	if err != nil {
 		return nil, err
@@ -222,36 +231,18 @@ func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path
 	}
 	base := filepath.Join(f.taggedRoot, "cache", "download", filepath.FromSlash(esc), "@v", escVers)
 	m := &Module{Path: path, Version: vers, Info: base + ".info", GoMod: base + ".mod", Zip: base + ".zip"}
-	if sum, err := os.ReadFile(base + ".ziphash"); err == nil {
-		if gomod, err := os.ReadFile(m.GoMod); err == nil {
-			if _, err := os.Stat(m.Info); err == nil {
-				m.Sum, m.GoModSum = string(sum), goModSum(gomod)
-				return m, nil
-			}
-		}
-	}
 
 	if err := f.initRepo(ctx, r); err != nil {
 		return nil, err
 	}
 	tag := "refs/tags/" + o.tagPrefix() + vers
-	hash, err := f.resolveTag(ctx, r, tag)
+	hash, err := f.currentTag(ctx, r, o, vers)
 	if err != nil {
 		return nil, err
 	}
-	if hash == "" {
-		// Not held yet: fetch it, with the module's newer releases.
-		if err := f.fetchTags(ctx, r, o, vers); err != nil {
-			return nil, err
-		}
-		if hash, err = f.resolveTag(ctx, r, tag); err != nil {
-			return nil, err
-		}
-		if hash == "" {
-			return nil, fmt.Errorf("%w: the repository has no tag %s", errNotTagged, tag)
-		}
+	if m.reuse(base, hash) {
+		return m, nil
 	}
-
 	var out bytes.Buffer
 	if err := f.git(ctx, r.dir, nil, &out, "show", "-s", "--format=%ct", hash); err != nil {
 		return nil, err
@@ -288,21 +279,26 @@ func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path
 	if mp := modfile.ModulePath(gomod); mp != path {
 		return nil, fmt.Errorf("%w: go.mod declares %q", errNotTagged, mp)
 	}
-	if v := goVersion(gomod); v != "" && (!version.IsValid("go"+v) || version.Compare("go"+v, runtime.Version()) > 0) {
-		return nil, fmt.Errorf("%w: go.mod requires go %s", errNotTagged, v)
+	// The go command refuses a zip whose go.mod needs a newer Go than its
+	// own (gover.TooNewError in codeRepo.Zip); so does this, and leaves
+	// anything it cannot compare to the go command too.
+	if v := goModGo(gomod); v != "" && (!version.IsValid("go"+v) || version.Compare("go"+v, goCmd) > 0) {
+		return nil, fmt.Errorf("%w: go.mod requires go %s, the go command is %s", errNotTagged, v, goCmd)
 	}
 
 	var license []byte
+	rootLicense := false // also when empty: the go command adds it whenever it can read it
 	if le, ok := entries["LICENSE"]; ok && o.subdir != "" && le.kind == "blob" {
 		if license, err = f.blob(ctx, r, le.object, maxLicense); err != nil {
 			return nil, err
 		}
+		rootLicense = true
 	}
 
 	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
 		return nil, err
 	}
-	sum, err := f.archiveZip(ctx, r, hash, o.subdir, module.Version{Path: path, Version: vers}, license, m.Zip)
+	sum, err := f.archiveZip(ctx, r, hash, o.subdir, module.Version{Path: path, Version: vers}, rootLicense, license, m.Zip)
 	if err != nil {
 		return nil, err
 	}
@@ -324,6 +320,87 @@ func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path
 	}
 	m.Sum, m.GoModSum = sum, goModSum(gomod)
 	return m, nil
+}
+
+// reuse reports whether the files of a previous build at base are
+// there, complete (.ziphash is written last) and made from commit, and
+// fills in the hashes.
+func (m *Module) reuse(base, commit string) bool {
+	sum, err := os.ReadFile(base + ".ziphash")
+	if err != nil {
+		return false
+	}
+	gomod, err := os.ReadFile(m.GoMod)
+	if err != nil {
+		return false
+	}
+	data, err := os.ReadFile(m.Info)
+	if err != nil {
+		return false
+	}
+	var inf infoFile
+	if json.Unmarshal(data, &inf) != nil || inf.Origin == nil || inf.Origin.Hash != commit {
+		return false
+	}
+	m.Sum, m.GoModSum = string(sum), goModSum(gomod)
+	return true
+}
+
+// remoteTTL is how long the tag list of a repository (git ls-remote) is
+// trusted: a tag fetched ahead of its first request is checked against a
+// list at most this old, and fetched again if it has moved.
+var remoteTTL = 30 * time.Second // a variable for tests
+
+// currentTag returns the commit of path@vers's tag as the repository has
+// it now (as the go command, which asks the server at every download),
+// fetching the tag (with newer releases) when the clone lacks it or holds
+// an older object under its name. The repository's tag list is asked for
+// at most every remoteTTL.
+func (f *Fetcher) currentTag(ctx context.Context, r *gitRepo, o gitOrigin, vers string) (string, error) {
+	tag := "refs/tags/" + o.tagPrefix() + vers
+	object, commit, err := f.resolveTag(ctx, r, tag)
+	if err != nil {
+		return "", err
+	}
+	if object != "" && time.Since(r.listed) < remoteTTL && r.remote[tag] == object {
+		return commit, nil
+	}
+	if err := f.listRemote(ctx, r, o); err != nil {
+		return "", err
+	}
+	want, ok := r.remote[tag]
+	if !ok {
+		return "", fmt.Errorf("%w: the repository has no tag %s", errNotTagged, tag)
+	}
+	if object == want {
+		return commit, nil
+	}
+	if err := f.fetchTags(ctx, r, o, vers); err != nil {
+		return "", err
+	}
+	if object, commit, err = f.resolveTag(ctx, r, tag); err != nil {
+		return "", err
+	}
+	if object != want {
+		return "", fmt.Errorf("%w: tag %s is %s after fetching, the server lists %s", errNotTagged, tag, object, want)
+	}
+	return commit, nil
+}
+
+// listRemote reads the repository's tags (git ls-remote) into r.remote.
+func (f *Fetcher) listRemote(ctx context.Context, r *gitRepo, o gitOrigin) error {
+	var out bytes.Buffer
+	if err := f.git(ctx, r.dir, nil, &out, "ls-remote", "--quiet", "--tags", "--refs", "--end-of-options", o.url); err != nil {
+		return err
+	}
+	remote := make(map[string]string)
+	for line := range strings.Lines(out.String()) {
+		if object, ref, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok {
+			remote[ref] = object
+		}
+	}
+	r.remote, r.listed = remote, time.Now()
+	return nil
 }
 
 // goCached returns path@vers as the go command left it in the shared
@@ -364,13 +441,57 @@ func goModSum(gomod []byte) string {
 	return h
 }
 
-// goVersion returns the go directive of a go.mod file, or "".
-func goVersion(gomod []byte) string {
-	f, err := modfile.ParseLax("go.mod", gomod, nil)
-	if err != nil || f.Go == nil {
-		return ""
+// goModGo returns the go directive of a go.mod file, or "": the first
+// line that is "go" and a version, found as the go command's
+// gover.GoModLookup does (a line scan, so that a go.mod that does not
+// parse still has its go version read).
+func goModGo(gomod []byte) string {
+	for line := range strings.Lines(string(gomod)) {
+		line = strings.TrimSpace(line)
+		rest, ok := strings.CutPrefix(line, "go")
+		if !ok || rest == "" || rest[0] != ' ' && rest[0] != '\t' {
+			continue
+		}
+		rest, _, _ = strings.Cut(rest, "//")
+		return strings.TrimSpace(rest)
 	}
-	return f.Go.Version
+	return ""
+}
+
+// goVersion returns the version of the go command the Fetcher runs
+// ("go1.26.8"), asked with `go env GOVERSION` until once answered.
+func (f *Fetcher) goVersion(ctx context.Context) (string, error) {
+	f.mu.Lock()
+	v := f.goVer
+	f.mu.Unlock()
+	if v != "" {
+		return v, nil
+	}
+	res := f.run(ctx, "goversion", "", "", "env", "GOVERSION")
+	if res.err != nil {
+		return "", fmt.Errorf("go env GOVERSION: %w", res.err)
+	}
+	if v = strings.TrimSpace(string(res.stdout)); !version.IsValid(v) {
+		return "", fmt.Errorf("%w: the go command reports version %q", errNotTagged, v)
+	}
+	f.mu.Lock()
+	f.goVer = v
+	f.mu.Unlock()
+	return v, nil
+}
+
+// cleanGitRoot removes what git and the tagged path leave behind when
+// the process dies mid-command (lock files that would make every later
+// git command in that clone fail, spooled archives): no git process of
+// the Fetcher runs yet when New calls it.
+func cleanGitRoot(root string) {
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".lock") ||
+			filepath.Dir(p) == root && strings.HasPrefix(d.Name(), "archive-")) {
+			os.Remove(p)
+		}
+		return nil
+	})
 }
 
 // initRepo creates r's bare repository if it does not exist yet, with
@@ -398,39 +519,29 @@ const maxBatch = 50
 
 // fetchTags fetches the tag of path@vers into r with one shallow fetch,
 // together with the module's releases of the same major version that are
-// newer than vers and not held yet (up to maxBatch tags in all): builds
-// move forward, so those are the versions likely to be asked for next.
-// It fails with errNotTagged if the repository has no such tag.
+// newer than vers and not held as the server lists them (r.remote, read
+// just before), up to maxBatch tags in all: builds move forward, so those
+// are the versions likely to be asked for next.
 func (f *Fetcher) fetchTags(ctx context.Context, r *gitRepo, o gitOrigin, vers string) error {
-	var remote, local bytes.Buffer
-	if err := f.git(ctx, r.dir, nil, &remote, "ls-remote", "--quiet", "--tags", "--refs", "--end-of-options", o.url); err != nil {
+	var local bytes.Buffer
+	if err := f.git(ctx, r.dir, nil, &local, "for-each-ref", "--format=%(refname) %(objectname)", "refs/tags/"); err != nil {
 		return err
 	}
-	if err := f.git(ctx, r.dir, nil, &local, "for-each-ref", "--format=%(refname)", "refs/tags/"); err != nil {
-		return err
-	}
-	held := make(map[string]bool)
-	for ref := range strings.Lines(local.String()) {
-		held[strings.TrimSpace(ref)] = true
+	held := make(map[string]string)
+	for line := range strings.Lines(local.String()) {
+		if ref, object, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			held[ref] = object
+		}
 	}
 	prefix := "refs/tags/" + o.tagPrefix()
-	found := false
 	var newer []string
-	for line := range strings.Lines(remote.String()) {
-		_, ref, ok := strings.Cut(strings.TrimSpace(line), "\t")
+	for ref, object := range r.remote {
 		v, isTag := strings.CutPrefix(ref, prefix)
-		if !ok || !isTag || semver.Canonical(v) != v || semver.Major(v) != semver.Major(vers) {
+		if !isTag || semver.Canonical(v) != v || semver.Major(v) != semver.Major(vers) ||
+			semver.Compare(v, vers) <= 0 || held[ref] == object {
 			continue
 		}
-		switch c := semver.Compare(v, vers); {
-		case c == 0:
-			found = true
-		case c > 0 && !held[ref]:
-			newer = append(newer, v)
-		}
-	}
-	if !found {
-		return fmt.Errorf("%w: the repository has no tag %s", errNotTagged, prefix+vers)
+		newer = append(newer, v)
 	}
 	semver.Sort(newer)
 	refs := []string{vers}
@@ -443,19 +554,20 @@ func (f *Fetcher) fetchTags(ctx context.Context, r *gitRepo, o gitOrigin, vers s
 		"fetch", "--quiet", "--no-tags", "--depth=1", "--stdin", "--end-of-options", o.url)
 }
 
-// resolveTag returns the commit tag points to, or "" if r does not have
-// the tag.
-func (f *Fetcher) resolveTag(ctx context.Context, r *gitRepo, tag string) (string, error) {
+// resolveTag returns the object a tag names in r (a tag object, or the
+// commit of a lightweight tag) and the commit it points to; both are ""
+// if r does not have the tag.
+func (f *Fetcher) resolveTag(ctx context.Context, r *gitRepo, tag string) (object, commit string, err error) {
 	var out bytes.Buffer
-	err := f.git(ctx, r.dir, nil, &out, "rev-parse", "--quiet", "--verify", "--end-of-options", tag+"^{commit}")
-	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == 1 {
-		return "", nil // --verify --quiet: no such object
+	if err := f.git(ctx, r.dir, nil, &out, "for-each-ref", "--format=%(objectname) %(*objectname)", "--end-of-options", tag); err != nil {
+		return "", "", err
 	}
-	if err != nil {
-		return "", err
+	line, _, _ := strings.Cut(out.String(), "\n")
+	object, commit, _ = strings.Cut(strings.TrimSpace(line), " ")
+	if commit == "" {
+		commit = object
 	}
-	return strings.TrimSpace(out.String()), nil
+	return object, commit, nil
 }
 
 // treeEntry is one line of git ls-tree.
@@ -498,9 +610,9 @@ func (f *Fetcher) blob(ctx context.Context, r *gitRepo, object string, limit int
 // zipName and returns its h1: hash. Like the go command's codeRepo.Zip it
 // takes the files of `git archive` (here as tar, which holds the same
 // files as the zip format the go command reads, uncompressed), without
-// the directory prefix, adds license as LICENSE when the directory has
-// none, and lets golang.org/x/mod/zip choose and check the files.
-func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir string, mv module.Version, license []byte, zipName string) (string, error) {
+// the directory prefix, adds license as LICENSE when addLicense is set
+// and the directory has none, and lets golang.org/x/mod/zip choose and check the files.
+func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir string, mv module.Version, addLicense bool, license []byte, zipName string) (string, error) {
 	spool, err := os.CreateTemp(f.gitRoot, "archive-*.tar")
 	if err != nil {
 		return "", err
@@ -553,7 +665,7 @@ func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir str
 			haveLicense = true
 		}
 	}
-	if !haveLicense && license != nil {
+	if !haveLicense && addLicense {
 		files = append(files, tarFile{name: "LICENSE", info: dataInfo{size: int64(len(license))}, r: bytes.NewReader(license)})
 	}
 

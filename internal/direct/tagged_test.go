@@ -2,6 +2,7 @@ package direct_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -208,4 +209,47 @@ func TestTaggedPathFetchesNewTagsWithCredentials(t *testing.T) {
 	s.RequireAuth("", "") // for the plain go command
 	ref := reference(t, s, host+"/grow@v1.2.0")
 	sameFiles(t, m, ref[host+"/grow@v1.2.0"])
+}
+
+func TestTaggedPathFollowsMovedTagsAndEmptyLicenses(t *testing.T) {
+	direct.SetRemoteTTL(t, 0) // check the server's tag list at every build
+	s := modtest.NewGitServer(t, host)
+	r := s.NewRepo(t, "moved")
+	if err := os.WriteFile(filepath.Join(r.Dir, "LICENSE"), nil, 0o644); err != nil {
+		t.Fatal(err) // an empty root LICENSE: the go command adds it to sub's zips all the same
+	}
+	for i, v := range []string{"v1.0.0", "v1.1.0", "v1.2.0"} {
+		c := r.Commit(t, v, map[string]string{
+			"sub/go.mod": "module git.example.test/moved/sub\n\ngo 1.21\n",
+			"sub/s.go":   fmt.Sprintf("package sub\n\nconst V = %d\n", i),
+		})
+		r.Tag(t, "sub/"+v, c)
+	}
+	path := host + "/moved/sub"
+	f, logs := debugFetcher(t, s, nil)
+	ctx := testCtx(t)
+	for _, v := range []string{"v1.0.0", "v1.1.0"} { // v1.1.0 fetches v1.2.0 ahead
+		if _, err := f.Download(ctx, path, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !logs.taken(path, "v1.1.0") {
+		t.Fatal("moved/sub@v1.1.0 did not go through the tagged path")
+	}
+	// v1.2.0 moves on the server before anyone asks for it.
+	r.Tag(t, "sub/v1.2.0", r.Commit(t, "moved", map[string]string{"sub/s.go": "package sub\n\nconst V = 99\n"}))
+	m, err := f.Download(ctx, path, "v1.2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !logs.taken(path, "v1.2.0") {
+		t.Error("moved/sub@v1.2.0 did not go through the tagged path")
+	}
+	ref := reference(t, s, path+"@v1.1.0", path+"@v1.2.0")
+	sameFiles(t, m, ref[path+"@v1.2.0"])
+	m, err = f.Download(ctx, path, "v1.1.0") // a build made before, reused
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, m, ref[path+"@v1.1.0"])
 }

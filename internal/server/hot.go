@@ -86,21 +86,22 @@ func (l *HotListener) Addr() net.Addr { return l.ln.Addr() }
 func (l *HotListener) Close() error {
 	var err error
 	l.once.Do(func() {
-		close(l.done)
-		err = l.ln.Close()
 		l.mu.Lock()
+		close(l.done) // under mu: no connection is added after this
 		for c := range l.raw {
 			if c.state.CompareAndSwap(hotIdle, hotClosed) {
 				c.Close()
 			}
 		}
 		l.mu.Unlock()
+		err = l.ln.Close()
 	})
 	return err
 }
 
 // Wait waits, after Close, until the answers being written here are
-// written (a zip to a slow client may take a while), or until ctx ends.
+// written (a zip to a slow client may take a while), or until ctx ends;
+// then it closes their connections.
 // http.Server.Shutdown waits for the connections net/http has; Wait is
 // the same for the others.
 func (l *HotListener) Wait(ctx context.Context) error {
@@ -113,6 +114,12 @@ func (l *HotListener) Wait(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// Out of time: end the answers still being written.
+		l.mu.Lock()
+		for c := range l.raw {
+			c.Close()
+		}
+		l.mu.Unlock()
 		return ctx.Err()
 	}
 }
@@ -144,10 +151,19 @@ func (l *HotListener) acceptLoop() {
 			continue
 		}
 		delay = 0
+		hc := &hotConn{Conn: c}
+		l.mu.Lock()
+		if l.closed() {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.raw[hc] = struct{}{}
 		l.serving.Add(1)
+		l.mu.Unlock()
 		go func() {
 			defer l.serving.Done()
-			l.serve(c)
+			l.serve(hc)
 		}()
 	}
 }
@@ -164,18 +180,11 @@ type hotConn struct {
 	state atomic.Int32
 }
 
-// serve answers the requests of one connection until one is not for the
-// hot path, then hands the connection to net/http.
-func (l *HotListener) serve(nc net.Conn) {
-	c := &hotConn{Conn: nc}
-	l.mu.Lock()
-	if l.closed() {
-		l.mu.Unlock()
-		nc.Close()
-		return
-	}
-	l.raw[c] = struct{}{}
-	l.mu.Unlock()
+// serve answers the requests of one connection (registered in l.raw by
+// acceptLoop) until one is not for the hot path, then hands the
+// connection to net/http.
+func (l *HotListener) serve(c *hotConn) {
+	nc := c.Conn
 	handed := false
 	defer func() {
 		l.mu.Lock()
@@ -188,12 +197,16 @@ func (l *HotListener) serve(nc net.Conn) {
 
 	br := bufio.NewReaderSize(nc, hotHeadMax)
 	var out []byte
+	// The first request must come within the header timeout, as
+	// net/http's ReadHeaderTimeout; later ones within the idle timeout.
+	wait := l.header
 	for {
 		c.state.Store(hotIdle)
 		if l.closed() {
 			return
 		}
-		nc.SetReadDeadline(time.Now().Add(l.idle))
+		nc.SetReadDeadline(time.Now().Add(wait))
+		wait = l.idle
 		_, err := br.Peek(1)
 		if !c.state.CompareAndSwap(hotIdle, hotActive) || err != nil {
 			return // closed by Close, or the client left or idled out
@@ -437,6 +450,9 @@ func parseHot(head []byte) (method string, target []byte, conditional, ok bool) 
 		value = bytes.TrimSpace(value)
 		switch {
 		case asciiEqualFold(name, "Host"):
+			if !validHost(value) {
+				return "", nil, false, false // net/http answers 400
+			}
 			hosts++
 		case asciiEqualFold(name, "Content-Length"):
 			if string(value) != "0" {
@@ -453,6 +469,20 @@ func parseHot(head []byte) (method string, target []byte, conditional, ok bool) 
 		}
 	}
 	return method, target, conditional, hosts == 1
+}
+
+// validHost reports whether a Host header's value has only the bytes
+// net/http accepts there (golang.org/x/net/http/httpguts.ValidHostHeader).
+func validHost(v []byte) bool {
+	for _, c := range v {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case bytes.IndexByte([]byte("!$%&'()*+,-.:;=[]_~"), c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // isTokenChar reports whether c may appear in an HTTP token (RFC 9110,

@@ -264,6 +264,7 @@ func TestHotPathHandsOtherRequestsToNetHTTP(t *testing.T) {
 	}{
 		{"no Host", "GET " + pubInfo + " HTTP/1.1\r\n\r\n", http.StatusBadRequest},
 		{"two Hosts", "GET " + pubInfo + " HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", http.StatusBadRequest},
+		{"bad Host", "GET " + pubInfo + " HTTP/1.1\r\nHost: a b\r\n\r\n", http.StatusBadRequest},
 		{"folded header", get(pubInfo, "X-A: a\r\n b\r\n"), http.StatusOK}, // net/http unfolds it
 		{"control character", get(pubInfo, "X-A: a\x01b\r\n"), http.StatusBadRequest},
 		{"HTTP/1.0", "GET " + pubInfo + " HTTP/1.0\r\n\r\n", http.StatusOK},
