@@ -296,37 +296,37 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 
 // Cached returns an .info or .mod file from the in-memory cache by its
 // escaped GOPROXY path ("/<escaped module>/@v/<escaped version>.info", as
-// in a request URL), with the module path and version it belongs to; ok is
-// false when it is not cached. Only files answered before, for validated
+// in a request URL), with the module path it belongs to; ok is false when
+// it is not cached. Only files answered before, for validated
 // canonical requests, are cached, so a path that is found needs no further
 // parsing: it is the fast path for the hottest requests.
-func (m *Mirror) Cached(urlPath string) (data []byte, path, vers string, ok bool) {
+func (m *Mirror) Cached(urlPath string) (data []byte, path string, ok bool) {
 	it := m.small.item("mod" + urlPath)
 	if it == nil {
-		return nil, "", "", false
+		return nil, "", false
 	}
 	m.used(it.path, it.vers)
-	return it.data, it.path, it.vers, true
+	return it.data, it.path, true
 }
 
 // HeldZip opens a zip answered before as a hit from a local file (the
 // disk store), by its escaped GOPROXY path ("/<escaped module>/@v/<escaped version>.zip", as in a request URL),
-// with the module path and version it belongs to; ok is false when the
-// path was not answered before or the zip is no longer held. Like Cached,
+// with the module path it belongs to; ok is false when the path was not
+// answered before or the zip is no longer held. Like Cached,
 // it needs no parsing: it is the fast path for zips held.
-func (m *Mirror) HeldZip(ctx context.Context, urlPath string) (obj store.Object, path, vers string, ok bool) {
+func (m *Mirror) HeldZip(ctx context.Context, urlPath string) (obj store.Object, path string, ok bool) {
 	key := "mod" + urlPath
 	it := m.zips.item(key)
 	if it == nil {
-		return nil, "", "", false
+		return nil, "", false
 	}
 	obj, err := m.st.Open(ctx, key)
 	if err != nil { // pruned or quarantined since
 		m.zips.remove(key)
-		return nil, "", "", false
+		return nil, "", false
 	}
 	m.used(it.path, it.vers)
-	return obj, it.path, it.vers, true
+	return obj, it.path, true
 }
 
 // Zip opens the zip of a canonical version, filling it if needed. The
@@ -352,14 +352,15 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 	}
 	// A zip is held only with its .info and .mod: get them first (and
 	// outside the zip's fill, so that a fill holds one lock at a time).
-	if _, _, err := m.Mod(ctx, path, vers); err != nil {
+	mod, _, err := m.Mod(ctx, path, vers)
+	if err != nil {
 		return nil, false, err
 	}
 	if _, _, err := m.Info(ctx, path, vers); err != nil {
 		return nil, false, err
 	}
 	if err := m.fill(ctx, "zip "+path+"@"+vers, func(ctx context.Context) error {
-		return m.fillZip(ctx, path, vers)
+		return m.fillZip(ctx, path, vers, mod)
 	}); err != nil {
 		return nil, false, err
 	}
@@ -504,10 +505,8 @@ func (m *Mirror) route(path, vers string) (Route, error) {
 func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	// A fill that ended just before this one started (here or on
 	// another replica) may have stored both.
-	if _, err := m.st.Get(ctx, FileKey(path, vers, ".info")); err == nil {
-		if _, err := m.st.Get(ctx, FileKey(path, vers, ".mod")); err == nil {
-			return nil
-		}
+	if m.stored(ctx, FileKey(path, vers, ".info")) && m.stored(ctx, FileKey(path, vers, ".mod")) {
+		return nil
 	}
 	rt, err := m.route(path, vers)
 	if err != nil {
@@ -548,6 +547,17 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	}
 	m.log.Info("filled", "module", path, "version", vers, "files", "info,mod", "source", modSrc)
 	return nil
+}
+
+// stored reports whether the store has the object at key, opening it
+// without reading it.
+func (m *Mirror) stored(ctx context.Context, key string) bool {
+	obj, err := m.st.Open(ctx, key)
+	if err != nil {
+		return false
+	}
+	obj.Close()
+	return true
 }
 
 // put stores an immutable file; finding it already stored (by a
@@ -603,10 +613,11 @@ func (m *Mirror) checkMod(ctx context.Context, rt Route, path, vers string, data
 }
 
 // fillZip fetches, checks and stores the zip of path@vers, then records
-// the version in the catalog. Its .info and .mod must be held already.
-func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
-	if obj, err := m.st.Open(ctx, FileKey(path, vers, ".zip")); err == nil {
-		return obj.Close() // stored by a fill that ended just before
+// the version in the catalog. Its .info and .mod (modData) must be held
+// already.
+func (m *Mirror) fillZip(ctx context.Context, path, vers string, modData []byte) error {
+	if m.stored(ctx, FileKey(path, vers, ".zip")) {
+		return nil // stored by a fill that ended just before
 	}
 	rt, err := m.route(path, vers)
 	if err != nil {
@@ -644,10 +655,6 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string) error {
 		return err
 	}
 	if err := f.Close(); err != nil {
-		return err
-	}
-	modData, err := m.st.Get(ctx, FileKey(path, vers, ".mod"))
-	if err != nil {
 		return err
 	}
 	modH, err := modHash(modData)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -360,21 +359,17 @@ func (h *Handler) hot(head []byte) (hotAnswer, bool) {
 		}
 		return h.hotZip(method, p)
 	}
-	data, modPath, _, ok := h.m.Cached(p)
-	if !ok || h.access.Protected(modPath) {
+	data, ctype, endpoint, ok := h.cachedSmall(p)
+	if !ok {
 		return hotAnswer{}, false
 	}
-	a := hotAnswer{method: method, path: p, body: data, head: method == http.MethodHead,
-		endpoint: "mod", ctype: ctypeText[0]}
-	if p[len(p)-1] == 'o' { // .info
-		a.endpoint, a.ctype = "info", ctypeJSON[0]
-	}
-	return a, true
+	return hotAnswer{method: method, path: p, body: data, head: method == http.MethodHead,
+		endpoint: endpoint, ctype: ctype[0]}, true
 }
 
 // hotZip answers a zip held in a disk store, opened by its request path.
 func (h *Handler) hotZip(method, p string) (hotAnswer, bool) {
-	obj, modPath, _, ok := h.m.HeldZip(context.Background(), p)
+	obj, modPath, ok := h.m.HeldZip(context.Background(), p)
 	if !ok {
 		return hotAnswer{}, false
 	}
@@ -390,7 +385,7 @@ func (h *Handler) hotZip(method, p string) (hotAnswer, bool) {
 // zipETag is a zip's ETag: objects are written once, so their time and
 // size identify the content.
 func zipETag(modTime time.Time, size int64) string {
-	return fmt.Sprintf(`"%x-%x"`, modTime.UnixNano(), size)
+	return `"` + strconv.FormatInt(modTime.UnixNano(), 16) + "-" + strconv.FormatInt(size, 16) + `"`
 }
 
 // parseHot parses a request head for the hot path. It accepts only what
@@ -477,7 +472,7 @@ func validHost(v []byte) bool {
 	for _, c := range v {
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case bytes.IndexByte([]byte("!$%&'()*+,-.:;=[]_~"), c) >= 0:
+		case strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) >= 0:
 		default:
 			return false
 		}
@@ -492,7 +487,7 @@ func isTokenChar(c byte) bool {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
 		return true
 	}
-	return bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // asciiEqualFold reports whether b equals s, ignoring ASCII case.

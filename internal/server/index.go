@@ -172,12 +172,5 @@ func (h *Handler) serveCatalog(w *recorder, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, data []byte) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json; charset=utf-8")
-	hd.Set("Content-Length", strconv.Itoa(len(data)))
-	hd.Set("Cache-Control", cacheNever)
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(data)
-	}
+	writeBody(w, r, http.StatusOK, ctypeJSONUTF8, cacheNone, data)
 }

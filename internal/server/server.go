@@ -191,23 +191,10 @@ func (h *Handler) serve(w *recorder, r *http.Request) {
 	// The hottest answers, .info and .mod files served before, straight
 	// from memory: a path found there was parsed and checked when it was
 	// first answered.
-	if h.m != nil && (strings.HasSuffix(p, ".info") || strings.HasSuffix(p, ".mod")) {
-		if data, modPath, _, ok := h.m.Cached(p); ok && !h.access.Protected(modPath) {
-			ctype, endpoint := ctypeText, "mod"
-			if p[len(p)-1] == 'o' { // .info
-				ctype, endpoint = ctypeJSON, "info"
-			}
-			w.endpoint, w.cache = endpoint, "hit"
-			hd := w.Header()
-			hd["Content-Type"] = ctype
-			hd["Content-Length"] = []string{strconv.Itoa(len(data))}
-			hd["Cache-Control"] = cacheImmut
-			w.WriteHeader(http.StatusOK)
-			if r.Method != http.MethodHead {
-				w.Write(data)
-			}
-			return
-		}
+	if data, ctype, endpoint, ok := h.cachedSmall(p); ok {
+		w.endpoint, w.cache = endpoint, "hit"
+		writeBody(w, r, http.StatusOK, ctype, cacheImmut, data)
+		return
 	}
 	switch {
 	case p == "/healthz":
@@ -313,13 +300,37 @@ func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request
 		h.fail(w, r, err)
 		return
 	}
-	// Header values are shared, read-only slices: no allocation and no
-	// canonicalization per request.
+	writeBody(w, r, http.StatusOK, ctype, h.private(req.Module, cache), data)
+}
+
+// cachedSmall returns an .info or .mod answer held in memory, found by its
+// request path (Mirror.Cached), with its content type and metrics endpoint,
+// unless its module is under access control: the fast path of ServeHTTP
+// and of the hot path below net/http.
+func (h *Handler) cachedSmall(p string) (data []byte, ctype []string, endpoint string, ok bool) {
+	if h.m == nil || !strings.HasSuffix(p, ".info") && !strings.HasSuffix(p, ".mod") {
+		return nil, nil, "", false
+	}
+	data, modPath, ok := h.m.Cached(p)
+	if !ok || h.access.Protected(modPath) {
+		return nil, nil, "", false
+	}
+	if p[len(p)-1] == 'o' { // .info
+		return data, ctypeJSON, "info", true
+	}
+	return data, ctypeText, "mod", true
+}
+
+// writeBody writes a whole answer: status, content type, length and
+// Cache-Control, and the body unless the request is a HEAD. Header values
+// are shared, read-only slices: no allocation and no canonicalization per
+// request.
+func writeBody(w http.ResponseWriter, r *http.Request, code int, ctype, cache []string, data []byte) {
 	hd := w.Header()
 	hd["Content-Type"] = ctype
 	hd["Content-Length"] = []string{strconv.Itoa(len(data))}
-	hd["Cache-Control"] = h.private(req.Module, cache)
-	w.WriteHeader(http.StatusOK)
+	hd["Cache-Control"] = cache
+	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		w.Write(data)
 	}
@@ -329,6 +340,8 @@ func (h *Handler) serveModule(w *recorder, r *http.Request, req protocol.Request
 var (
 	ctypeJSON         = []string{"application/json"}
 	ctypeText         = []string{"text/plain; charset=utf-8"}
+	ctypeJSONUTF8     = []string{"application/json; charset=utf-8"}
+	cacheNone         = []string{cacheNever}
 	cacheImmut        = []string{cacheForever}
 	cacheShort        = []string{cacheBriefly}
 	cacheImmutPrivate = []string{cacheForeverPrivate}
@@ -459,12 +472,5 @@ func errorText(w http.ResponseWriter, code int, msg string) {
 }
 
 func text(w http.ResponseWriter, r *http.Request, code int, cache, msg string) {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/plain; charset=utf-8")
-	hd.Set("Content-Length", strconv.Itoa(len(msg)))
-	hd.Set("Cache-Control", cache)
-	w.WriteHeader(code)
-	if r.Method != http.MethodHead {
-		io.WriteString(w, msg)
-	}
+	writeBody(w, r, code, ctypeText, []string{cache}, []byte(msg))
 }
