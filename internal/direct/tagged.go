@@ -221,37 +221,23 @@ var errNotTagged = errors.New("left to the go command")
 // directory, laid out as the go command's download cache, and returns
 // them. Files made before are reused.
 func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path, vers, goCmd string) (*Module, error) {
-	esc, err := module.EscapePath(path)
+	m, base, err := downloadFiles(f.taggedRoot, path, vers)
 	if err != nil {
 		return nil, err
 	}
-	escVers, err := module.EscapeVersion(vers)
-	if err != nil {
-		return nil, err
-	}
-	base := filepath.Join(f.taggedRoot, "cache", "download", filepath.FromSlash(esc), "@v", escVers)
-	m := &Module{Path: path, Version: vers, Info: base + ".info", GoMod: base + ".mod", Zip: base + ".zip"}
 
 	if err := f.initRepo(ctx, r); err != nil {
 		return nil, err
 	}
 	tag := "refs/tags/" + o.tagPrefix() + vers
-	hash, err := f.currentTag(ctx, r, o, vers)
+	t, err := f.currentTag(ctx, r, o, vers)
 	if err != nil {
 		return nil, err
 	}
-	if m.reuse(base, hash) {
+	hash := t.commit
+	if m.complete(base, hash) {
 		return m, nil
 	}
-	var out bytes.Buffer
-	if err := f.git(ctx, r.dir, nil, &out, "show", "-s", "--format=%ct", hash); err != nil {
-		return nil, err
-	}
-	secs, err := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("commit time of %s: %w", hash, err)
-	}
-
 	// findDir: the module's go.mod, in its directory.
 	_, pathMajor, _ := module.SplitPathVersion(path)
 	goModName := pathpkg.Join(o.subdir, "go.mod")
@@ -304,7 +290,7 @@ func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path
 	}
 	info, err := json.Marshal(infoFile{
 		Version: vers,
-		Time:    time.Unix(secs, 0).UTC(),
+		Time:    t.time,
 		Origin:  &originJSON{VCS: "git", URL: o.url, Subdir: o.subdir, Hash: hash, Ref: tag},
 	})
 	if err != nil {
@@ -322,10 +308,27 @@ func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path
 	return m, nil
 }
 
-// reuse reports whether the files of a previous build at base are
-// there, complete (.ziphash is written last) and made from commit, and
-// fills in the hashes.
-func (m *Module) reuse(base, commit string) bool {
+// downloadFiles returns the Module naming path@vers's files in a module
+// cache at root laid out as the go command's
+// (<root>/cache/download/<escaped path>/@v/<escaped version>.info|.mod|.zip),
+// and the name they share before the extension.
+func downloadFiles(root, path, vers string) (*Module, string, error) {
+	esc, err := module.EscapePath(path)
+	if err != nil {
+		return nil, "", err
+	}
+	escVers, err := module.EscapeVersion(vers)
+	if err != nil {
+		return nil, "", err
+	}
+	base := filepath.Join(root, "cache", "download", filepath.FromSlash(esc), "@v", escVers)
+	return &Module{Path: path, Version: vers, Info: base + ".info", GoMod: base + ".mod", Zip: base + ".zip"}, base, nil
+}
+
+// complete reports whether m's files are all there (.ziphash, written
+// last, included) and, when commit is not "", were made from that commit;
+// it fills in the hashes.
+func (m *Module) complete(base, commit string) bool {
 	sum, err := os.ReadFile(base + ".ziphash")
 	if err != nil {
 		return false
@@ -334,15 +337,21 @@ func (m *Module) reuse(base, commit string) bool {
 	if err != nil {
 		return false
 	}
-	data, err := os.ReadFile(m.Info)
-	if err != nil {
+	if _, err := os.Stat(m.Zip); err != nil {
 		return false
 	}
-	var inf infoFile
-	if json.Unmarshal(data, &inf) != nil || inf.Origin == nil || inf.Origin.Hash != commit {
-		return false
+	if commit == "" {
+		if _, err := os.Stat(m.Info); err != nil {
+			return false
+		}
+	} else {
+		data, err := os.ReadFile(m.Info)
+		var inf infoFile
+		if err != nil || json.Unmarshal(data, &inf) != nil || inf.Origin == nil || inf.Origin.Hash != commit {
+			return false
+		}
 	}
-	m.Sum, m.GoModSum = string(sum), goModSum(gomod)
+	m.Sum, m.GoModSum = strings.TrimSpace(string(sum)), goModSum(gomod)
 	return true
 }
 
@@ -351,40 +360,40 @@ func (m *Module) reuse(base, commit string) bool {
 // list at most this old, and fetched again if it has moved.
 var remoteTTL = 30 * time.Second // a variable for tests
 
-// currentTag returns the commit of path@vers's tag as the repository has
-// it now (as the go command, which asks the server at every download),
-// fetching the tag (with newer releases) when the clone lacks it or holds
-// an older object under its name. The repository's tag list is asked for
-// at most every remoteTTL.
-func (f *Fetcher) currentTag(ctx context.Context, r *gitRepo, o gitOrigin, vers string) (string, error) {
+// currentTag returns path@vers's tag as the repository has it now (as
+// the go command, which asks the server at every download), fetching the
+// tag (with newer releases) when the clone lacks it or holds an older
+// object under its name. The repository's tag list is asked for at most
+// every remoteTTL.
+func (f *Fetcher) currentTag(ctx context.Context, r *gitRepo, o gitOrigin, vers string) (tagRef, error) {
 	tag := "refs/tags/" + o.tagPrefix() + vers
-	object, commit, err := f.resolveTag(ctx, r, tag)
+	t, err := f.resolveTag(ctx, r, tag)
 	if err != nil {
-		return "", err
+		return tagRef{}, err
 	}
-	if object != "" && time.Since(r.listed) < remoteTTL && r.remote[tag] == object {
-		return commit, nil
+	if t.object != "" && time.Since(r.listed) < remoteTTL && r.remote[tag] == t.object {
+		return t, nil
 	}
 	if err := f.listRemote(ctx, r, o); err != nil {
-		return "", err
+		return tagRef{}, err
 	}
 	want, ok := r.remote[tag]
 	if !ok {
-		return "", fmt.Errorf("%w: the repository has no tag %s", errNotTagged, tag)
+		return tagRef{}, fmt.Errorf("%w: the repository has no tag %s", errNotTagged, tag)
 	}
-	if object == want {
-		return commit, nil
+	if t.object == want {
+		return t, nil
 	}
 	if err := f.fetchTags(ctx, r, o, vers); err != nil {
-		return "", err
+		return tagRef{}, err
 	}
-	if object, commit, err = f.resolveTag(ctx, r, tag); err != nil {
-		return "", err
+	if t, err = f.resolveTag(ctx, r, tag); err != nil {
+		return tagRef{}, err
 	}
-	if object != want {
-		return "", fmt.Errorf("%w: tag %s is %s after fetching, the server lists %s", errNotTagged, tag, object, want)
+	if t.object != want {
+		return tagRef{}, fmt.Errorf("%w: tag %s is %q after fetching, the server lists %s", errNotTagged, tag, t.object, want)
 	}
-	return commit, nil
+	return t, nil
 }
 
 // listRemote reads the repository's tags (git ls-remote) into r.remote.
@@ -405,29 +414,13 @@ func (f *Fetcher) listRemote(ctx context.Context, r *gitRepo, o gitOrigin) error
 
 // goCached returns path@vers as the go command left it in the shared
 // module cache (a version it downloaded before the repository was known),
-// or nil. The go command writes .ziphash last.
+// or nil.
 func (f *Fetcher) goCached(path, vers string) *Module {
-	esc, err1 := module.EscapePath(path)
-	escVers, err2 := module.EscapeVersion(vers)
-	if err1 != nil || err2 != nil {
+	m, base, err := downloadFiles(f.modCache, path, vers)
+	if err != nil || !m.complete(base, "") {
 		return nil
 	}
-	base := filepath.Join(f.modCache, "cache", "download", filepath.FromSlash(esc), "@v", escVers)
-	sum, err := os.ReadFile(base + ".ziphash")
-	if err != nil {
-		return nil
-	}
-	gomod, err := os.ReadFile(base + ".mod")
-	if err != nil {
-		return nil
-	}
-	for _, ext := range []string{".info", ".zip"} {
-		if _, err := os.Stat(base + ext); err != nil {
-			return nil
-		}
-	}
-	return &Module{Path: path, Version: vers, Info: base + ".info", GoMod: base + ".mod", Zip: base + ".zip",
-		Sum: strings.TrimSpace(string(sum)), GoModSum: goModSum(gomod)}
+	return m
 }
 
 // goModSum is the go.sum hash of a go.mod file.
@@ -554,20 +547,39 @@ func (f *Fetcher) fetchTags(ctx context.Context, r *gitRepo, o gitOrigin, vers s
 		"fetch", "--quiet", "--no-tags", "--depth=1", "--stdin", "--end-of-options", o.url)
 }
 
-// resolveTag returns the object a tag names in r (a tag object, or the
-// commit of a lightweight tag) and the commit it points to; both are ""
-// if r does not have the tag.
-func (f *Fetcher) resolveTag(ctx context.Context, r *gitRepo, tag string) (object, commit string, err error) {
+// tagRef is a tag as a clone holds it.
+type tagRef struct {
+	object string    // what the tag names: a tag object, or the commit of a lightweight tag
+	commit string    // the commit it points to
+	time   time.Time // that commit's committer time, the version's time for the go command
+}
+
+// resolveTag returns tag as r holds it, with one git for-each-ref; a zero
+// tagRef if r does not have the tag.
+func (f *Fetcher) resolveTag(ctx context.Context, r *gitRepo, tag string) (tagRef, error) {
 	var out bytes.Buffer
-	if err := f.git(ctx, r.dir, nil, &out, "for-each-ref", "--format=%(objectname) %(*objectname)", "--end-of-options", tag); err != nil {
-		return "", "", err
+	// The starred fields are the peeled object's: set for an annotated
+	// tag, empty for a lightweight one.
+	if err := f.git(ctx, r.dir, nil, &out, "for-each-ref",
+		"--format=%(objectname) %(*objectname) %(committerdate:unix) %(*committerdate:unix)", "--end-of-options", tag); err != nil {
+		return tagRef{}, err
 	}
 	line, _, _ := strings.Cut(out.String(), "\n")
-	object, commit, _ = strings.Cut(strings.TrimSpace(line), " ")
-	if commit == "" {
-		commit = object
+	fields := strings.Split(line, " ")
+	if len(fields) != 4 || fields[0] == "" {
+		return tagRef{}, nil
 	}
-	return object, commit, nil
+	t := tagRef{object: fields[0], commit: fields[1]}
+	secs := fields[3]
+	if t.commit == "" {
+		t.commit, secs = t.object, fields[2]
+	}
+	n, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return tagRef{}, fmt.Errorf("commit time of %s: %w", tag, err)
+	}
+	t.time = time.Unix(n, 0).UTC()
+	return t, nil
 }
 
 // treeEntry is one line of git ls-tree.

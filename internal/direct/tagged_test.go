@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -252,4 +253,35 @@ func TestTaggedPathFollowsMovedTagsAndEmptyLicenses(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameFiles(t, m, ref[path+"@v1.1.0"])
+}
+
+func TestTaggedPathAnnotatedTags(t *testing.T) {
+	s := modtest.NewGitServer(t, host)
+	r := s.NewRepo(t, "annotated")
+	r.Tag(t, "v1.0.0", r.Commit(t, "v1.0.0", map[string]string{"go.mod": "module git.example.test/annotated\n\ngo 1.21\n"}))
+	c := r.Commit(t, "v1.1.0", map[string]string{"a.go": "package annotated\n"})
+	// An annotated tag, made a day after its commit: the version's time
+	// is the commit's, as the go command takes it.
+	for _, args := range [][]string{{"tag", "-a", "-m", "release", "v1.1.0", c}, {"push", "-q", "origin", "refs/tags/v1.1.0"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = r.Dir
+		cmd.Env = append(os.Environ(), "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_COMMITTER_DATE=2024-01-02T00:00:00Z")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	path := host + "/annotated"
+	f, logs := debugFetcher(t, s, nil)
+	ctx := testCtx(t)
+	var m *direct.Module
+	for _, v := range []string{"v1.0.0", "v1.1.0"} {
+		var err error
+		if m, err = f.Download(ctx, path, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !logs.taken(path, "v1.1.0") {
+		t.Fatal("annotated@v1.1.0 did not go through the tagged path")
+	}
+	sameFiles(t, m, reference(t, s, path+"@v1.1.0")[path+"@v1.1.0"])
 }
