@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -80,15 +79,20 @@ type Policy struct {
 	o Options
 
 	mu       sync.Mutex
-	valid    map[string]cached      // token hash -> identity, for CacheTTL
-	known    map[string]time.Time   // token hash -> when last found valid
+	valid    map[string]cached      // token hash -> identity, when last found valid
 	failures map[string]*failWindow // client address -> failures
 }
 
+// cached is a token found valid: trusted without asking the database for
+// CacheTTL, and exempt from an address's failure limit for knownFor.
 type cached struct {
 	id      *Identity
-	expires time.Time
+	validAt time.Time
 }
+
+// knownFor is how long a token found valid still passes an address that
+// is over its failure limit.
+const knownFor = time.Hour
 
 type failWindow struct {
 	start time.Time
@@ -121,7 +125,7 @@ func New(o Options) *Policy {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = 30 * time.Second
 	}
-	return &Policy{o: o, valid: make(map[string]cached), known: make(map[string]time.Time), failures: make(map[string]*failWindow)}
+	return &Policy{o: o, valid: make(map[string]cached), failures: make(map[string]*failWindow)}
 }
 
 // Enabled reports whether any module is protected.
@@ -177,21 +181,21 @@ func (p *Policy) Authenticate(r *http.Request) (*Identity, error) {
 	addr := clientAddr(r)
 	h := Hash(tok)
 	p.mu.Lock()
-	c, hit := p.valid[h]
-	knownAt, known := p.known[h]
+	c, seen := p.valid[h]
 	p.mu.Unlock()
-	if hit && time.Now().Before(c.expires) {
+	if seen && time.Since(c.validAt) < p.o.CacheTTL {
 		return c.id, nil
 	}
 	// An address over its failure limit is refused, except for tokens
-	// found valid within the last hour: other clients behind the same
-	// proxy or NAT keep working, while a guesser, who cannot name such
-	// a token, is refused.
-	if p.blocked(addr) && !(known && time.Since(knownAt) < time.Hour) {
+	// found valid within knownFor: other clients behind the same proxy or
+	// NAT keep working, while a guesser, who cannot name such a token, is
+	// refused.
+	if p.blocked(addr) && !(seen && time.Since(c.validAt) < knownFor) {
 		return nil, ErrTooManyFailures
 	}
+	// The token is looked up by its hash, so a row found is a match.
 	t, err := p.o.Tokens.TokenByHash(r.Context(), h)
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && subtle.ConstantTimeCompare([]byte(t.Hash), []byte(h)) != 1) {
+	if errors.Is(err, meta.ErrNotFound) {
 		p.fail(addr)
 		return nil, ErrBadToken
 	}
@@ -203,11 +207,7 @@ func (p *Policy) Authenticate(r *http.Request) (*Identity, error) {
 	if len(p.valid) > 10000 {
 		clear(p.valid)
 	}
-	if len(p.known) > 10000 {
-		clear(p.known)
-	}
-	p.valid[h] = cached{id: id, expires: time.Now().Add(p.o.CacheTTL)}
-	p.known[h] = time.Now()
+	p.valid[h] = cached{id: id, validAt: time.Now()}
 	p.mu.Unlock()
 	return id, nil
 }
