@@ -65,7 +65,7 @@ func Export(ctx context.Context, w io.Writer, o ExportOptions) (*Manifest, error
 		}
 		m.SumDB, m.TreeHead = name, string(latest)
 		for p, data := range files {
-			key := "sumdb/" + name + p
+			key := sumdb.CacheKey(name + p)
 			m.SumDBFiles = append(m.SumDBFiles, key)
 			proofFiles[key] = data
 		}

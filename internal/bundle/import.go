@@ -125,7 +125,7 @@ func stage(r io.Reader, tmp string) (*staged, error) {
 		}
 	}
 	for _, k := range s.m.SumDBFiles {
-		rest, ok := strings.CutPrefix(k, "sumdb/"+s.m.SumDB+"/")
+		rest, ok := strings.CutPrefix(k, sumdb.CacheKey(s.m.SumDB+"/"))
 		if s.m.SumDB == "" || !ok || store.CheckKey(k) != nil || !(strings.HasPrefix(rest, "lookup/") || strings.HasPrefix(rest, "tile/")) {
 			return nil, invalid("manifest names checksum database file %q", k)
 		}
@@ -246,7 +246,7 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 	// Verify with this mirror's own key, from no tree head: every record
 	// must be in a tree the key signed, proven by the bundle's tiles.
 	have := func(p string) ([]byte, bool) {
-		data, ok := s.small["sumdb/"+s.m.SumDB+"/"+p]
+		data, ok := s.small[sumdb.CacheKey(s.m.SumDB+"/"+p)]
 		return data, ok
 	}
 	files, latest, err := proofs(o.SumDB.Key, have, verified)
@@ -269,7 +269,7 @@ func (s *staged) check(ctx context.Context, o ImportOptions) error {
 func prefixed(db string, reads map[string][]byte) map[string][]byte {
 	out := make(map[string][]byte, len(reads))
 	for p, data := range reads {
-		out["sumdb/"+db+p] = data
+		out[sumdb.CacheKey(db+p)] = data
 	}
 	return out
 }

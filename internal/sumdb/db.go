@@ -371,14 +371,17 @@ func (o *ops) WriteConfig(file string, old, new []byte) error {
 	return nil
 }
 
-func cacheKey(file string) string { return "sumdb/" + file }
+// CacheKey is the store key of a checksum database file held verified:
+// file is "<name>/lookup/..." or "<name>/tile/..." as the x/mod client
+// names it.
+func CacheKey(file string) string { return "sumdb/" + file }
 
 func (o *ops) ReadCache(file string) ([]byte, error) {
-	return o.d.st.Get(context.Background(), cacheKey(file))
+	return o.d.st.Get(context.Background(), CacheKey(file))
 }
 
 func (o *ops) WriteCache(file string, data []byte) {
-	err := o.d.st.Put(context.Background(), cacheKey(file), data)
+	err := o.d.st.Put(context.Background(), CacheKey(file), data)
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		o.d.log.Warn("caching checksum database file", "file", file, "err", err)
 	}

@@ -143,7 +143,7 @@ func (d *DB) serveLookup(w http.ResponseWriter, r *http.Request, modver string) 
 				plain(w, http.StatusForbidden, path+": "+ErrPrivate.Error()+"\n")
 				return
 			}
-			key := cacheKey(d.cfg.Name + "/lookup/" + epath + "@" + evers)
+			key := CacheKey(d.cfg.Name + "/lookup/" + epath + "@" + evers)
 			if d.offline {
 				// Held records were verified when they entered the
 				// cache (looked up online, or imported).
@@ -186,7 +186,7 @@ func (d *DB) serveTile(w http.ResponseWriter, r *http.Request, path string) {
 	if full {
 		cache = cacheForever
 	}
-	verified := cacheKey(d.cfg.Name + "/" + path)
+	verified := CacheKey(d.cfg.Name + "/" + path)
 	if data, err := d.st.Get(ctx, verified); err == nil {
 		reply(w, r, "application/octet-stream", cache, data)
 		return
@@ -324,7 +324,7 @@ func (d *DB) heldWiderTile(ctx context.Context, tilePath string) ([]byte, bool) 
 // "tile/...") from the cache in st: the verified records and tiles, else
 // the full tiles passed through unverified.
 func Held(ctx context.Context, st store.Store, name, path string) ([]byte, bool) {
-	if data, err := st.Get(ctx, cacheKey(name+"/"+path)); err == nil {
+	if data, err := st.Get(ctx, CacheKey(name+"/"+path)); err == nil {
 		return data, true
 	}
 	if data, err := st.Get(ctx, "sumdb-raw/"+name+"/"+path); err == nil {
