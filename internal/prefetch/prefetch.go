@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/mod/module"
 
+	"github.com/agora-mirror/agora/internal/gosum"
 	"github.com/agora-mirror/agora/internal/humanize"
 )
 
@@ -222,27 +223,13 @@ func findRoots(dir string) ([]string, error) {
 
 // readGoSum adds the versions a go.sum lists.
 func readGoSum(name string, targets map[module.Version]bool) error {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return err
+	lines, err := gosum.Read(name)
+	for _, l := range lines {
+		if !l.GoMod { // a go.mod line's zip is not needed (graph pruning); the go.mod is fetched with the zip's versions
+			targets[l.Version] = true
+		}
 	}
-	for i, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) != 3 {
-			return fmt.Errorf("%s:%d: not a go.sum line", name, i+1)
-		}
-		if strings.HasSuffix(f[1], "/go.mod") {
-			continue // its zip is not needed (graph pruning); the go.mod is fetched with the zip's versions
-		}
-		if err := module.Check(f[0], f[1]); err != nil {
-			return fmt.Errorf("%s:%d: %v", name, i+1, err)
-		}
-		targets[module.Version{Path: f[0], Version: f[1]}] = true
-	}
-	return nil
+	return err
 }
 
 // readList reads module@version lines; blank lines and # comments are

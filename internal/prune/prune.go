@@ -6,17 +6,15 @@
 package prune
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/mod/module"
 
+	"github.com/agora-mirror/agora/internal/gosum"
 	"github.com/agora-mirror/agora/internal/meta"
 	"github.com/agora-mirror/agora/internal/mirror"
 	"github.com/agora-mirror/agora/internal/store"
@@ -99,25 +97,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 // ReadGoSum adds to keep every module version a go.sum file lists.
 func ReadGoSum(name string, keep map[module.Version]bool) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
+	lines, err := gosum.Read(name)
+	for _, l := range lines {
+		keep[l.Version] = true
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		if len(fields) != 3 {
-			return fmt.Errorf("%s:%d: not a go.sum line", name, n)
-		}
-		vers := strings.TrimSuffix(fields[1], "/go.mod")
-		if err := module.Check(fields[0], vers); err != nil {
-			return fmt.Errorf("%s:%d: %v", name, n, err)
-		}
-		keep[module.Version{Path: fields[0], Version: vers}] = true
-	}
-	return sc.Err()
+	return err
 }
