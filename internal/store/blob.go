@@ -109,11 +109,11 @@ func (s *Blob) Get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-func (s *Blob) upload(ctx context.Context, key string, r io.Reader, once bool) error {
+func (s *Blob) upload(ctx context.Context, key string, r io.Reader) error {
 	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("%w: %q", err, key)
 	}
-	opts := &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: once}
+	opts := &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: true}
 	if err := s.b.Upload(ctx, key, r, opts); err != nil {
 		return blobErr(key, err)
 	}
@@ -122,7 +122,7 @@ func (s *Blob) upload(ctx context.Context, key string, r io.Reader, once bool) e
 
 // Put implements Store.
 func (s *Blob) Put(ctx context.Context, key string, data []byte) error {
-	return s.upload(ctx, key, bytes.NewReader(data), true)
+	return s.upload(ctx, key, bytes.NewReader(data))
 }
 
 // PutFile implements Store.
@@ -136,12 +136,7 @@ func (s *Blob) PutFile(ctx context.Context, key, name string) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	defer f.Close()
-	return s.upload(ctx, key, f, true)
-}
-
-// Replace implements Store.
-func (s *Blob) Replace(ctx context.Context, key string, data []byte) error {
-	return s.upload(ctx, key, bytes.NewReader(data), false)
+	return s.upload(ctx, key, f)
 }
 
 // List implements Store.

@@ -171,26 +171,6 @@ func (d *Disk) PutFile(_ context.Context, key, name string) error {
 	return nil
 }
 
-// Replace implements Store.
-func (d *Disk) Replace(_ context.Context, key string, data []byte) error {
-	dst, err := d.file(key)
-	if err != nil {
-		return err
-	}
-	tmp, err := d.writeTemp(data)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	return syncDir(filepath.Dir(dst))
-}
-
 // List implements Store.
 func (d *Disk) List(_ context.Context, dir string) ([]string, error) {
 	name, err := d.file(dir)
@@ -234,16 +214,4 @@ func syncFile(name string) error {
 		err = cerr
 	}
 	return err
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("store: syncing %s: %w", dir, err)
-	}
-	return nil
 }

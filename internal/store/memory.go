@@ -68,13 +68,13 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 	return bytes.Clone(o.data), err
 }
 
-func (m *Memory) put(key string, data []byte, replace bool) error {
+func (m *Memory) put(key string, data []byte) error {
 	if err := CheckKey(key); err != nil {
 		return fmt.Errorf("%w: %q", err, key)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.objs[key]; ok && !replace {
+	if _, ok := m.objs[key]; ok {
 		return fmt.Errorf("store: %s: %w", key, ErrExist)
 	}
 	m.objs[key] = memObject{data: bytes.Clone(data), mod: time.Now()}
@@ -83,7 +83,7 @@ func (m *Memory) put(key string, data []byte, replace bool) error {
 
 // Put implements Store.
 func (m *Memory) Put(_ context.Context, key string, data []byte) error {
-	return m.put(key, data, false)
+	return m.put(key, data)
 }
 
 // PutFile implements Store.
@@ -93,12 +93,7 @@ func (m *Memory) PutFile(_ context.Context, key, name string) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	return m.put(key, data, false)
-}
-
-// Replace implements Store.
-func (m *Memory) Replace(_ context.Context, key string, data []byte) error {
-	return m.put(key, data, true)
+	return m.put(key, data)
 }
 
 // List implements Store.

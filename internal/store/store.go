@@ -1,5 +1,5 @@
-// Package store keeps Agora's cached objects: module files, checksum
-// database records and tiles, and small pieces of mutable state.
+// Package store keeps Agora's cached objects: module files, and checksum
+// database records and tiles.
 //
 // Objects are addressed by slash-separated keys built by the callers from
 // validated module paths and versions. Immutable objects are written once:
@@ -7,7 +7,8 @@
 // ErrExist, and an object becomes visible only once it is complete, so a
 // crash or a failed download never leaves a partial object that a reader
 // could see. Mutable state (cached version lists, the checksum database's
-// verified tree head) is replaced whole and atomically.
+// verified tree head) lives in the metadata database (internal/meta), not
+// here.
 //
 // The package knows nothing of the module proxy protocol or of HTTP.
 package store
@@ -56,9 +57,6 @@ type Store interface {
 	// The file must be in TempDir; it is gone after PutFile returns,
 	// whether or not it succeeded.
 	PutFile(ctx context.Context, key, name string) error
-	// Replace stores data at key, replacing what is there. It is for
-	// small mutable state, never for module files.
-	Replace(ctx context.Context, key string, data []byte) error
 	// List returns the names of the objects directly under the key
 	// prefix dir (not recursively), sorted.
 	List(ctx context.Context, dir string) ([]string, error)

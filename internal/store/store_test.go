@@ -230,21 +230,6 @@ func testStore(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
-	t.Run("ReplaceOverwrites", func(t *testing.T) {
-		s := open(t)
-		for _, v := range []string{"one", "two, longer", "3"} {
-			if err := s.Replace(ctx, "state/list", []byte(v)); err != nil {
-				t.Fatalf("Replace(%q): %v", v, err)
-			}
-			if got, err := s.Get(ctx, "state/list"); err != nil || string(got) != v {
-				t.Errorf("after Replace(%q), Get = %q, %v", v, got, err)
-			}
-		}
-		if err := s.Put(ctx, "state/list", []byte("put")); !errors.Is(err, store.ErrExist) {
-			t.Errorf("Put over a replaced key: got %v, want ErrExist", err)
-		}
-	})
-
 	t.Run("ListNamesDirectChildrenSorted", func(t *testing.T) {
 		s := open(t)
 		for _, k := range []string{"d/c/y", "d/b", "d/a", "d/c/x", "dx/q", "other/z", "d/a.info"} {
@@ -344,7 +329,6 @@ func testStore(t *testing.T, open func(t *testing.T) store.Store) {
 			name := tempFile(t, s, "x")
 			check("PutFile", s.PutFile(ctx, key, name))
 			assertGone(t, name)
-			check("Replace", s.Replace(ctx, key, []byte("x")))
 			_, err = s.List(ctx, key)
 			check("List", err)
 			check("Delete", s.Delete(ctx, key))
@@ -620,7 +604,6 @@ func TestDiskHostileKeysCreateNothingOutsideRoot(t *testing.T) {
 	)
 	for _, key := range hostile {
 		d.Put(ctx, key, []byte("x"))
-		d.Replace(ctx, key, []byte("x"))
 		name := tempFile(t, d, "x")
 		d.PutFile(ctx, key, name)
 		d.Delete(ctx, key)
