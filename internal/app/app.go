@@ -43,6 +43,7 @@ type App struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	handler *server.Handler
+	tlsCert *tls.Certificate // loaded by New when tls_cert is set
 	mirror  *mirror.Mirror
 	closers
 }
@@ -208,9 +209,11 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		return float64(so.Mirror.FillsInProgress())
 	})
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
-		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
 			return nil, fmt.Errorf("tls_cert and tls_key: %w", err)
 		}
+		a.tlsCert = &cert
 	} else if cfg.Auth != "" {
 		log.Warn("access control without tls_cert: the go command sends netrc and GOAUTH credentials only over HTTPS, so put a TLS-terminating proxy in front", "auth", cfg.Auth)
 	}
@@ -383,8 +386,9 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 	a.log.Info("agora serving", attrs...)
 	errc := make(chan error, 1)
 	var hot *server.HotListener
-	if a.cfg.TLSCert != "" || a.cfg.TLSKey != "" {
-		go func() { errc <- srv.ServeTLS(ln, a.cfg.TLSCert, a.cfg.TLSKey) }()
+	if a.tlsCert != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*a.tlsCert}}
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	} else {
 		// Answers held (.info and .mod in memory, zips on disk) go out
 		// below net/http.

@@ -23,17 +23,17 @@ type Token struct {
 
 // CreateToken records a token.
 func (d *DB) CreateToken(ctx context.Context, t Token) error {
-	var n int
-	if err := d.db.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM tokens WHERE name = ?`), t.Name).Scan(&n); err != nil {
-		return fmt.Errorf("meta: %w", err)
-	}
-	if n > 0 {
-		return fmt.Errorf("token %q: %w", t.Name, ErrExist)
-	}
-	_, err := d.db.ExecContext(ctx, d.q(`INSERT INTO tokens (name, hash, patterns, created) VALUES (?, ?, ?, ?)`),
+	// One statement, so that of two replicas creating the same name one
+	// gets ErrExist rather than a constraint error.
+	res, err := d.db.ExecContext(ctx, d.q(`INSERT INTO tokens (name, hash, patterns, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`),
 		t.Name, t.Hash, t.Patterns, time.Now().UnixMicro())
 	if err != nil {
 		return fmt.Errorf("meta: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("meta: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("token %q: %w", t.Name, ErrExist)
 	}
 	return nil
 }

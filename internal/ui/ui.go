@@ -109,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/ui/mod/"):
 		h.module(w, r, strings.TrimPrefix(p, "/ui/mod/"))
 	default:
-		h.problem(w, r, http.StatusNotFound, "Not found", "There is no such page.")
+		h.problem(w, http.StatusNotFound, "Not found", "There is no such page.")
 	}
 }
 
@@ -139,7 +139,7 @@ func (h *Handler) render(w http.ResponseWriter, code int, name string, p page) {
 	}
 }
 
-func (h *Handler) problem(w http.ResponseWriter, r *http.Request, code int, title, msg string) {
+func (h *Handler) problem(w http.ResponseWriter, code int, title, msg string) {
 	h.render(w, code, "problem.html", page{Title: title, Data: msg})
 }
 
@@ -150,12 +150,12 @@ func (h *Handler) denied(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, access.ErrTooManyFailures):
 		w.Header().Set("Retry-After", "60")
-		h.problem(w, r, http.StatusTooManyRequests, "Too many attempts", err.Error())
+		h.problem(w, http.StatusTooManyRequests, "Too many attempts", err.Error())
 	case errors.Is(err, access.ErrForbidden):
-		h.problem(w, r, http.StatusForbidden, "Not allowed", err.Error())
+		h.problem(w, http.StatusForbidden, "Not allowed", err.Error())
 	default:
 		w.Header().Set("WWW-Authenticate", `Basic realm="agora"`)
-		h.problem(w, r, http.StatusUnauthorized, "Sign in", err.Error()+" (in a browser: any user name, and the token as the password)")
+		h.problem(w, http.StatusUnauthorized, "Sign in", err.Error()+" (in a browser: any user name, and the token as the password)")
 	}
 }
 
@@ -192,7 +192,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 		d.Searched = true
 		mods, err := h.o.Catalog.Modules(ctx, "", q, 50)
 		if err != nil {
-			h.problem(w, r, http.StatusInternalServerError, "Error", err.Error())
+			h.problem(w, http.StatusInternalServerError, "Error", err.Error())
 			return
 		}
 		for _, m := range mods {
@@ -203,7 +203,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 	}
 	recent, err := h.o.Catalog.Recent(ctx, 40)
 	if err != nil {
-		h.problem(w, r, http.StatusInternalServerError, "Error", err.Error())
+		h.problem(w, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
 	for _, v := range recent {
@@ -243,7 +243,7 @@ func (h *Handler) module(w http.ResponseWriter, r *http.Request, rest string) {
 	epath, evers, isVersion := strings.Cut(rest, "/@v/")
 	path, err := module.UnescapePath(strings.TrimSuffix(epath, "/"))
 	if err != nil {
-		h.problem(w, r, http.StatusBadRequest, "Bad module path", err.Error())
+		h.problem(w, http.StatusBadRequest, "Bad module path", err.Error())
 		return
 	}
 	if err := h.o.Access.Check(r, path); err != nil {
@@ -253,11 +253,11 @@ func (h *Handler) module(w http.ResponseWriter, r *http.Request, rest string) {
 	ctx := r.Context()
 	vs, err := h.o.Catalog.Versions(ctx, path)
 	if err != nil {
-		h.problem(w, r, http.StatusInternalServerError, "Error", err.Error())
+		h.problem(w, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
 	if len(vs) == 0 {
-		h.problem(w, r, http.StatusNotFound, "Not held", path+": this mirror holds no version of this module (yet). Fetching it through GOPROXY adds it.")
+		h.problem(w, http.StatusNotFound, "Not held", path+": this mirror holds no version of this module (yet). Fetching it through GOPROXY adds it.")
 		return
 	}
 	slices.SortFunc(vs, func(a, b meta.Version) int { return semver.Compare(b.Version, a.Version) })
@@ -268,7 +268,7 @@ func (h *Handler) module(w http.ResponseWriter, r *http.Request, rest string) {
 	vers, err := module.UnescapeVersion(evers)
 	i := slices.IndexFunc(vs, func(v meta.Version) bool { return v.Version == vers })
 	if err != nil || i < 0 {
-		h.problem(w, r, http.StatusNotFound, "Not held", path+"@"+evers+": this mirror does not hold this version.")
+		h.problem(w, http.StatusNotFound, "Not held", path+"@"+evers+": this mirror does not hold this version.")
 		return
 	}
 	d := versionData{Path: path, V: vs[i]}
