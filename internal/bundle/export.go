@@ -123,17 +123,11 @@ func chosen(ctx context.Context, o ExportOptions) ([]meta.Version, error) {
 		return recs, nil
 	}
 	var recs []meta.Version
-	since := o.Since
-	for {
-		page, err := o.Catalog.Index(ctx, since, 2000)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, page...)
-		if len(page) < 2000 {
-			break
-		}
-		since = page[len(page)-1].Added.Add(time.Microsecond)
+	if err := meta.EachIndexed(ctx, o.Catalog, o.Since, func(v meta.Version) error {
+		recs = append(recs, v)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	if len(recs) == 0 {
 		return nil, errors.New("no versions to export")

@@ -160,6 +160,34 @@ func (d *DB) MarkPruned(ctx context.Context, path, version string) error {
 	return nil
 }
 
+// Indexer is what reads the module index: DB.Index, or an interface of a
+// caller's that DB satisfies.
+type Indexer interface {
+	Index(ctx context.Context, since time.Time, limit int) ([]Version, error)
+}
+
+// EachIndexed calls fn for every version added at or after since, oldest
+// first, reading the index a page at a time (index timestamps are unique,
+// so a page ends where the next begins).
+func EachIndexed(ctx context.Context, idx Indexer, since time.Time, fn func(Version) error) error {
+	const page = 2000
+	for {
+		vs, err := idx.Index(ctx, since, page)
+		if err != nil {
+			return err
+		}
+		for _, v := range vs {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if len(vs) < page {
+			return nil
+		}
+		since = vs[len(vs)-1].Added.Add(time.Microsecond)
+	}
+}
+
 // Index returns up to limit versions added at or after since, oldest
 // first.
 func (d *DB) Index(ctx context.Context, since time.Time, limit int) ([]Version, error) {

@@ -60,36 +60,29 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	since := time.Time{}
 	stamp := time.Now().UTC().Format("20060102T150405Z")
-	for {
-		page, err := o.Catalog.Index(ctx, since, 2000)
-		if err != nil {
-			return rep, err
+	err := meta.EachIndexed(ctx, o.Catalog, time.Time{}, func(v meta.Version) error {
+		rep.Checked++
+		p := check(ctx, o, v)
+		if p == nil {
+			return nil
 		}
-		for _, v := range page {
-			rep.Checked++
-			p := check(ctx, o, v)
-			if p == nil {
-				continue
+		if o.Quarantine {
+			if err := quarantine(ctx, o.Store, v, stamp); err != nil {
+				return fmt.Errorf("quarantining %s@%s: %w", v.Path, v.Version, err)
 			}
-			if o.Quarantine {
-				if err := quarantine(ctx, o.Store, v, stamp); err != nil {
-					return rep, fmt.Errorf("quarantining %s@%s: %w", v.Path, v.Version, err)
-				}
-				p.Quarantined = true
-			}
-			rep.Problems = append(rep.Problems, *p)
-			q := ""
-			if p.Quarantined {
-				q = " (quarantined: it will be fetched again)"
-			}
-			fmt.Fprintf(out, "%s %s@%s: %s%s\n", p.Kind, p.Path, p.Version, p.Detail, q)
+			p.Quarantined = true
 		}
-		if len(page) < 2000 {
-			break
+		rep.Problems = append(rep.Problems, *p)
+		q := ""
+		if p.Quarantined {
+			q = " (quarantined: it will be fetched again)"
 		}
-		since = page[len(page)-1].Added.Add(time.Microsecond)
+		fmt.Fprintf(out, "%s %s@%s: %s%s\n", p.Kind, p.Path, p.Version, p.Detail, q)
+		return nil
+	})
+	if err != nil {
+		return rep, err
 	}
 	fmt.Fprintf(out, "verified %d versions: %d ok, %d with problems\n", rep.Checked, rep.Checked-len(rep.Problems), len(rep.Problems))
 	return rep, nil
