@@ -27,17 +27,30 @@ func (d *DB) AddVersion(ctx context.Context, v Version) (rec Version, added bool
 	// the latest timestamp sees every earlier one committed. A reader
 	// of the index therefore never sees a later entry before an
 	// earlier one.
+	// The statements are prepared (once, by d.stmt) before the
+	// transaction takes the connection: SQLite has only one.
+	var stmts [3]*sql.Stmt
+	for i, query := range []string{
+		`SELECT ` + versionCols + ` FROM versions WHERE path = ? AND version = ?`,
+		`SELECT COALESCE(MAX(added), 0) FROM versions`,
+		`INSERT INTO versions (` + versionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	} {
+		if stmts[i], err = d.stmt(ctx, query); err != nil {
+			return Version{}, false, err
+		}
+	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Version{}, false, fmt.Errorf("meta: %w", err)
 	}
 	defer tx.Rollback()
+	sel, latest, ins := tx.StmtContext(ctx, stmts[0]), tx.StmtContext(ctx, stmts[1]), tx.StmtContext(ctx, stmts[2])
 	if d.engine == Postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockID(indexLock)); err != nil {
 			return Version{}, false, fmt.Errorf("meta: %w", err)
 		}
 	}
-	old, err := scanVersion(tx.QueryRowContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? AND version = ?`), v.Path, v.Version))
+	old, err := scanVersion(sel.QueryRowContext(ctx, v.Path, v.Version))
 	if err == nil {
 		// Held again after a prune: held, with its first index entry.
 		if _, err := tx.ExecContext(ctx, d.q(`UPDATE versions SET pruned = 0, last_used = ? WHERE path = ? AND version = ? AND pruned <> 0`),
@@ -50,12 +63,11 @@ func (d *DB) AddVersion(ctx context.Context, v Version) (rec Version, added bool
 		return Version{}, false, err
 	}
 	var last int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(added), 0) FROM versions`).Scan(&last); err != nil {
+	if err := latest.QueryRowContext(ctx).Scan(&last); err != nil {
 		return Version{}, false, fmt.Errorf("meta: %w", err)
 	}
 	ts := max(time.Now().UnixMicro(), last+1)
-	_, err = tx.ExecContext(ctx, d.q(`INSERT INTO versions (`+versionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		v.Path, v.Version, v.ZipHash, v.ModHash, v.Size, v.Origin, v.Verification, ts)
+	_, err = ins.ExecContext(ctx, v.Path, v.Version, v.ZipHash, v.ModHash, v.Size, v.Origin, v.Verification, ts)
 	if err != nil {
 		return Version{}, false, fmt.Errorf("meta: recording %s@%s: %w", v.Path, v.Version, err)
 	}
