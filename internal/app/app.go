@@ -174,6 +174,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		ListTTL:     cfg.ListTTL,
 		FillTimeout: cfg.FillTimeout,
 		MemoryCache: cfg.MemoryCacheMiB << 20,
+		FillAhead:   map[string]mirror.FillAhead{"mod": mirror.AheadMod, "zip": mirror.AheadZip}[cfg.FillAhead],
 		Logger:      log,
 	}
 	if cfg.MemoryCacheMiB == 0 {
@@ -432,6 +433,9 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 	err := srv.Shutdown(sctx)
 	if err == nil && hot != nil {
 		err = hot.Wait(sctx)
+	}
+	if err == nil {
+		err = a.mirror.Close(sctx)
 	}
 	if err != nil {
 		srv.Close()

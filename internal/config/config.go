@@ -43,6 +43,7 @@ type Config struct {
 	UpstreamTimeout time.Duration // wait for an upstream's headers or next bytes
 	FillTimeout     time.Duration // bound on one fill
 	MemoryCacheMiB  int           // in-memory cache of .info and .mod files
+	FillAhead       string        // off, mod or zip: what is filled before clients ask
 	LogLevel        string        // debug, info, warn, error
 	LogFormat       string        // text or json
 	LogClientAddr   bool          // put client addresses in request logs
@@ -166,6 +167,15 @@ var settings = func() []setting {
 			c.MemoryCacheMiB = n
 			return nil
 		}, func(c *Config) string { return strconv.Itoa(c.MemoryCacheMiB) })
+	add("fill_ahead", "what is fetched before clients ask for it: mod (the .info and .mod of the versions a go.mod fetched from an upstream proxy requires), zip (that, and the zip of a version whose .info is asked for) or off",
+		func(c *Config, v string) error {
+			switch v {
+			case "off", "mod", "zip":
+				c.FillAhead = v
+				return nil
+			}
+			return fmt.Errorf("want off, mod or zip, got %q", v)
+		}, func(c *Config) string { return c.FillAhead })
 	add("log_level", "debug, info, warn or error", func(c *Config, v string) error {
 		var l slog.Level
 		if err := l.UnmarshalText([]byte(v)); err != nil {
@@ -245,6 +255,7 @@ func Defaults() Config {
 		UpstreamTimeout:   30 * time.Second,
 		FillTimeout:       10 * time.Minute,
 		MemoryCacheMiB:    64,
+		FillAhead:         "mod",
 		DirectConcurrency: 4,
 		DirectTimeout:     10 * time.Minute,
 		LogLevel:          "info",

@@ -62,6 +62,7 @@ func TestDefaults(t *testing.T) {
 		UpstreamTimeout: 30 * time.Second,
 		FillTimeout:     10 * time.Minute,
 		MemoryCacheMiB:  64,
+		FillAhead:       "mod",
 		LogLevel:        "info",
 		LogFormat:       "text",
 		LogClientAddr:   false,
@@ -96,6 +97,8 @@ var settingCases = []struct {
 	{"fill_timeout", `"1h30m"`, "1h30m", func(c *Config) { c.FillTimeout = 90 * time.Minute }},
 	{"memory_cache_mb", `128`, "128", func(c *Config) { c.MemoryCacheMiB = 128 }},
 	{"memory_cache_mb", `"0"`, "0", func(c *Config) { c.MemoryCacheMiB = 0 }},
+	{"fill_ahead", `"zip"`, "zip", func(c *Config) { c.FillAhead = "zip" }},
+	{"fill_ahead", `"off"`, "off", func(c *Config) { c.FillAhead = "off" }},
 	{"log_level", `"debug"`, "debug", func(c *Config) { c.LogLevel = "debug" }},
 	{"log_level", `"WARN"`, "WARN", func(c *Config) { c.LogLevel = "warn" }},
 	{"log_format", `"json"`, "json", func(c *Config) { c.LogFormat = "json" }},
@@ -294,6 +297,7 @@ func TestInvalidValuesNameSettingAndSource(t *testing.T) {
 		{"memory_cache_mb", "-1"},
 		{"memory_cache_mb", "lots"},
 		{"memory_cache_mb", "1.5"},
+		{"fill_ahead", "yes"},
 		{"memory_cache_mb", "9223372036854775807"}, // overflows as bytes
 		{"memory_cache_mb", "17592186044416"},      // 1<<44: wraps to 0 bytes
 		{"log_level", "loud"},

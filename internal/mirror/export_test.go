@@ -18,3 +18,18 @@ func (m *Mirror) ListRefreshing(path string) bool {
 	e := m.lists[path]
 	return e != nil && e.refreshing
 }
+
+// WaitAhead waits until no fill ahead is queued or running.
+func (m *Mirror) WaitAhead() { m.ahead.wg.Wait() }
+
+// Used returns the versions noted as requested since the last flush, as
+// "path@version".
+func (m *Mirror) Used() []string {
+	m.usedMu.Lock()
+	defer m.usedMu.Unlock()
+	var vs []string
+	for k := range m.usedSet {
+		vs = append(vs, k.path+"@"+k.vers)
+	}
+	return vs
+}

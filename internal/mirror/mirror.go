@@ -154,6 +154,9 @@ type Options struct {
 	// Offline: answer only from what is held; never ask an upstream or
 	// version control.
 	Offline bool
+	// FillAhead says what is filled before clients ask for it (see
+	// FillAhead); the zero value fills nothing ahead.
+	FillAhead FillAhead
 }
 
 // Mirror answers module proxy requests from its store and upstreams.
@@ -176,6 +179,8 @@ type Mirror struct {
 	usedMu    sync.Mutex
 	usedSet   map[useKey]struct{}
 	usageFull chan struct{}
+
+	ahead *aheader
 }
 
 // heldZipsMemory bounds the memory of the paths of held zips remembered
@@ -223,6 +228,7 @@ func New(o Options) *Mirror {
 		lists:     make(map[string]*listEntry),
 		usedSet:   make(map[useKey]struct{}),
 		usageFull: make(chan struct{}, 1),
+		ahead:     newAheader(o.FillAhead),
 	}
 }
 
@@ -266,7 +272,10 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 	if _, err := m.route(path, vers); err != nil {
 		return nil, false, err
 	}
-	m.used(path, vers)
+	m.noteUse(ctx, path, vers)
+	if ext == ".info" {
+		m.zipAhead(ctx, path, vers)
+	}
 	key := FileKey(path, vers, ext)
 	if data, ok := m.small.get(key); ok {
 		return data, true, nil
@@ -335,7 +344,7 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 	if _, err := m.route(path, vers); err != nil {
 		return nil, false, err
 	}
-	m.used(path, vers)
+	m.noteUse(ctx, path, vers)
 	key := FileKey(path, vers, ".zip")
 	obj, err := m.st.Open(ctx, key)
 	if err == nil {
@@ -538,6 +547,7 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	if err := m.checkMod(ctx, rt, path, vers, modData, modSrc); err != nil {
 		return err
 	}
+	m.requirementsAhead(rt, modData)
 	// Both at once: each write waits for its own sync to disk.
 	wg, wctx := errgroup.WithContext(ctx)
 	wg.Go(func() error { return m.put(wctx, FileKey(path, vers, ".mod"), modData) })

@@ -16,6 +16,14 @@ type useKey struct{ path, vers string }
 // uses take stays bounded however many versions a minute brings.
 const maxUsed = 50000
 
+// noteUse notes that a client requested a version's file, unless ctx is
+// a fill ahead's.
+func (m *Mirror) noteUse(ctx context.Context, path, vers string) {
+	if ctx.Value(aheadKey{}) == nil {
+		m.used(path, vers)
+	}
+}
+
 // used notes that a version's file was requested, for prune.
 func (m *Mirror) used(path, vers string) {
 	m.usedMu.Lock()

@@ -1,0 +1,193 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
+)
+
+// FillAhead says what the mirror fills before a client asks for it.
+type FillAhead int
+
+const (
+	// AheadOff fills only what clients ask for.
+	AheadOff FillAhead = iota
+	// AheadMod fills, in the background, the .info and .mod of every
+	// version that a go.mod filled from an upstream proxy requires: the
+	// go command asks for them next as it walks the module graph, and it
+	// walks it with as few requests at a time as the client has cores.
+	AheadMod
+	// AheadZip does what AheadMod does and also fills the zip of a
+	// version whose .info a client asks for (go mod download, go list -m
+	// and go get ask for the .info of the versions they build).
+	AheadZip
+)
+
+// Bounds on filling ahead: fills at once, and versions waiting. A version
+// that finds the queue full is not filled ahead (a client asking for it
+// fills it as usual).
+const (
+	aheadWorkers = 8
+	aheadQueue   = 4096
+	aheadSeenMax = 100000 // versions remembered as queued before; then forgotten
+)
+
+// aheadKey marks the context of a fill ahead: it notes no use of the
+// version (prune keeps what clients ask for, not what was guessed) and
+// queues nothing further for zips.
+type aheadKey struct{}
+
+// aheadJob is a version to fill ahead: its .info and .mod, or its zip.
+type aheadJob struct {
+	path, vers string
+	zip        bool
+}
+
+// aheader runs fills ahead: at most aheadWorkers at a time, on goroutines
+// that exist only while there is work.
+type aheader struct {
+	mode FillAhead
+	ctx  context.Context // cancelled by Close
+	stop context.CancelFunc
+
+	mu      sync.Mutex
+	seen    map[aheadJob]struct{}
+	pending []aheadJob
+	running int
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+func newAheader(mode FillAhead) *aheader {
+	ctx, stop := context.WithCancel(context.Background())
+	return &aheader{mode: mode, ctx: ctx, stop: stop, seen: make(map[aheadJob]struct{})}
+}
+
+// add queues a job unless it was queued before, the queue is full or the
+// mirror is closing.
+func (a *aheader) add(m *Mirror, j aheadJob) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.seen[j]; ok || a.closed || len(a.pending) >= aheadQueue {
+		return
+	}
+	if len(a.seen) >= aheadSeenMax {
+		clear(a.seen)
+	}
+	a.seen[j] = struct{}{}
+	if a.running < aheadWorkers {
+		a.running++
+		a.wg.Add(1)
+		go a.run(m, j)
+		return
+	}
+	a.pending = append(a.pending, j)
+}
+
+// run does j, then the jobs queued meanwhile, until none is left.
+func (a *aheader) run(m *Mirror, j aheadJob) {
+	defer a.wg.Done()
+	for {
+		m.fillAhead(a.ctx, j)
+		a.mu.Lock()
+		if len(a.pending) == 0 || a.closed {
+			a.running--
+			a.mu.Unlock()
+			return
+		}
+		j = a.pending[0]
+		a.pending = a.pending[1:]
+		a.mu.Unlock()
+	}
+}
+
+// close stops queued jobs, cancels running ones and waits for them, or
+// for ctx.
+func (a *aheader) close(ctx context.Context) error {
+	a.mu.Lock()
+	a.closed = true
+	a.pending = nil
+	a.mu.Unlock()
+	a.stop()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// requirementsAhead queues the .info and .mod of the versions a go.mod
+// just filled from an upstream proxy requires.
+func (m *Mirror) requirementsAhead(rt Route, modData []byte) {
+	if m.ahead.mode < AheadMod || !fromProxy(rt) {
+		return
+	}
+	f, err := modfile.ParseLax("go.mod", modData, nil)
+	if err != nil {
+		return // checked already; a go.mod the parser refuses requires nothing it can name
+	}
+	for _, r := range f.Require {
+		p, v := r.Mod.Path, r.Mod.Version
+		if module.Check(p, v) != nil || module.CanonicalVersion(v) != v {
+			continue
+		}
+		m.ahead.add(m, aheadJob{path: p, vers: v})
+	}
+}
+
+// zipAhead queues the zip of a version whose .info a client asked for.
+func (m *Mirror) zipAhead(ctx context.Context, path, vers string) {
+	if m.ahead.mode < AheadZip || ctx.Value(aheadKey{}) != nil || !m.mayFetch(ctx) {
+		return
+	}
+	m.ahead.add(m, aheadJob{path: path, vers: vers, zip: true})
+}
+
+// fromProxy reports whether a route fetches from upstream proxies (a chain
+// ending in ",direct" included), the only routes filled ahead: versions
+// from version control cost a clone each, and private ones are fetched
+// when asked for only.
+func fromProxy(rt Route) bool {
+	switch rt.Source.(type) {
+	case ChainSource, FallbackSource:
+		return !offline(rt.Source)
+	}
+	return false
+}
+
+// fillAhead fills one job's files unless they are held. Failures are
+// logged at debug level only: a client asking for the version fills it
+// again, and sees the error then.
+func (m *Mirror) fillAhead(ctx context.Context, j aheadJob) {
+	rt, err := m.route(j.path, j.vers)
+	if err != nil || !fromProxy(rt) {
+		return
+	}
+	ctx = context.WithValue(ctx, aheadKey{}, true)
+	if j.zip {
+		var obj interface{ Close() error }
+		obj, _, err = m.Zip(ctx, j.path, j.vers)
+		if err == nil {
+			obj.Close()
+		}
+	} else if !m.stored(ctx, FileKey(j.path, j.vers, ".mod")) || !m.stored(ctx, FileKey(j.path, j.vers, ".info")) {
+		err = m.fill(ctx, "meta "+j.path+"@"+j.vers, func(ctx context.Context) error {
+			return m.fillMeta(ctx, j.path, j.vers)
+		})
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		m.log.Debug("filling ahead", "module", j.path, "version", j.vers, "zip", j.zip, "err", err)
+	}
+}
+
+// Close stops filling ahead and waits, until ctx is done, for the fills
+// ahead under way to end. Fills for requests end with their requests.
+func (m *Mirror) Close(ctx context.Context) error {
+	return m.ahead.close(ctx)
+}

@@ -1,0 +1,160 @@
+package mirror_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/agora-mirror/agora/internal/mirror"
+	"github.com/agora-mirror/agora/internal/modtest"
+	"github.com/agora-mirror/agora/internal/policy"
+)
+
+// chainOf builds a → b → c (each requiring the next) and d, required by
+// nothing, all published.
+func chainOf(t *testing.T, e *env) (a, b, c, d *modtest.Built) {
+	t.Helper()
+	c = build(t, "example.com/c", "v1.2.0")
+	b = modtest.MustBuild(t, modtest.Module{Path: "example.com/b", Version: "v1.1.0", Files: map[string]string{
+		"go.mod": "module example.com/b\n\ngo 1.21\n\nrequire (\n\texample.com/c v1.2.0\n\texample.com/bad v1.0\n)\n",
+		"b.go":   "package b\n",
+	}})
+	a = modtest.MustBuild(t, modtest.Module{Path: "example.com/a", Version: "v1.0.0", Files: map[string]string{
+		"go.mod": "module example.com/a\n\ngo 1.21\n\nrequire example.com/b v1.1.0\n",
+		"a.go":   "package a\n",
+	}})
+	d = build(t, "example.com/d", "v1.0.0")
+	e.publish(a, b, c, d)
+	return a, b, c, d
+}
+
+// With FillAhead AheadMod, filling a go.mod fills the .info and .mod of
+// what it requires, transitively, before anyone asks; not their zips, and
+// not as uses of those versions.
+func TestFillAheadRequirements(t *testing.T) {
+	e := newEnv(t, nil, mirror.Options{FillAhead: mirror.AheadMod})
+	ctx := ctxFor(t)
+	a, b, c, d := chainOf(t, e)
+	if _, hit, err := e.m.Mod(ctx, a.Path, a.Version); err != nil || hit {
+		t.Fatalf("Mod(a) = hit %v, %v; want a miss that fills", hit, err)
+	}
+	e.m.WaitAhead()
+	for _, m := range []*modtest.Built{b, c} {
+		if n, k := e.count(m.Path, m.Version, ".mod"), e.count(m.Path, m.Version, ".info"); n != 1 || k != 1 {
+			t.Errorf("%s: .mod asked %d times, .info %d times upstream; want once each, ahead", m.Path, n, k)
+		}
+		if n := e.count(m.Path, m.Version, ".zip"); n != 0 {
+			t.Errorf("%s: zip asked %d times; AheadMod fills no zip", m.Path, n)
+		}
+	}
+	if n := e.count(d.Path, d.Version, ".mod"); n != 0 {
+		t.Errorf("d, required by nothing, was asked for %d times", n)
+	}
+	if got := e.m.Used(); !slices.Equal(got, []string{a.Path + "@" + a.Version}) {
+		t.Errorf("uses noted = %v; want only the version asked for", got)
+	}
+	for _, m := range []*modtest.Built{b, c} {
+		if _, hit, err := e.m.Info(ctx, m.Path, m.Version); err != nil || !hit {
+			t.Errorf("Info(%s) after filling ahead = hit %v, %v; want a hit", m.Path, hit, err)
+		}
+	}
+	if n := e.count(b.Path, b.Version, ".info"); n != 1 {
+		t.Errorf("b's .info asked %d times after the client's request; want still 1", n)
+	}
+	if err := e.m.Close(ctx); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}
+
+// Without FillAhead, nothing is filled but what is asked for; with
+// AheadZip, asking for a version's .info fills its zip too.
+func TestFillAheadModes(t *testing.T) {
+	t.Run("off", func(t *testing.T) {
+		e := newEnv(t, nil, mirror.Options{})
+		ctx := ctxFor(t)
+		a, b, _, _ := chainOf(t, e)
+		if _, _, err := e.m.Info(ctx, a.Path, a.Version); err != nil {
+			t.Fatal(err)
+		}
+		e.m.WaitAhead()
+		if n := e.count(b.Path, b.Version, ".mod") + e.count(a.Path, a.Version, ".zip"); n != 0 {
+			t.Errorf("%d requests upstream beyond a's .info and .mod with FillAhead off", n)
+		}
+	})
+	t.Run("zip", func(t *testing.T) {
+		e := newEnv(t, nil, mirror.Options{FillAhead: mirror.AheadZip})
+		ctx := ctxFor(t)
+		a, b, _, _ := chainOf(t, e)
+		if _, _, err := e.m.Info(ctx, a.Path, a.Version); err != nil {
+			t.Fatal(err)
+		}
+		e.m.WaitAhead()
+		if n := e.count(a.Path, a.Version, ".zip"); n != 1 {
+			t.Errorf("a's zip asked %d times after its .info; want once, ahead", n)
+		}
+		if n := e.count(b.Path, b.Version, ".zip"); n != 0 {
+			t.Errorf("b's zip asked %d times: only a version whose .info a client asks for has its zip filled ahead", n)
+		}
+		obj, hit, err := e.m.Zip(ctx, a.Path, a.Version)
+		if err != nil || !hit {
+			t.Fatalf("Zip(a) after filling ahead = hit %v, %v; want a hit", hit, err)
+		}
+		if got := readAll(t, obj); string(got) != string(a.Zip) {
+			t.Errorf("zip filled ahead differs from the published one")
+		}
+	})
+}
+
+// Versions that an operator's rules send to version control, keep private
+// or deny are never filled ahead.
+func TestFillAheadOnlyFromProxies(t *testing.T) {
+	for _, rule := range []policy.Rule{
+		{Pattern: "example.com/b", Action: policy.Deny, Versions: []string{"v1.1.0"}},
+		{Pattern: "example.com/b", Action: policy.Direct},
+		{Pattern: "example.com/b", Action: policy.Private},
+	} {
+		t.Run(rule.Action.String(), func(t *testing.T) {
+			pol, err := policy.New([]policy.Rule{rule}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t, nil, mirror.Options{})
+			vcs := &vcsSource{}
+			e.m = e.mirrorOn(e.chain, mirror.Options{FillAhead: mirror.AheadZip,
+				Router: &mirror.PolicyRouter{Policy: pol, Default: mirror.ChainSource{Chain: e.chain}, Direct: vcs, Verify: true}})
+			ctx := ctxFor(t)
+			a, b, c, _ := chainOf(t, e)
+			if _, _, err := e.m.Mod(ctx, a.Path, a.Version); err != nil {
+				t.Fatal(err)
+			}
+			e.m.WaitAhead()
+			if n := e.count(b.Path, b.Version, ".mod") + e.count(c.Path, c.Version, ".mod") + int(vcs.calls.Load()); n != 0 {
+				t.Errorf("b, routed by %s, or what it requires was fetched %d times ahead", rule, n)
+			}
+		})
+	}
+}
+
+// vcsSource stands for version control; it counts the calls it gets and
+// answers none.
+type vcsSource struct{ calls atomic.Int32 }
+
+func (s *vcsSource) Fetch(context.Context, string, string, string, int64, func(io.Reader) error) (string, error) {
+	s.calls.Add(1)
+	return "", errors.New("not here")
+}
+func (s *vcsSource) List(context.Context, string) ([]byte, error) {
+	s.calls.Add(1)
+	return nil, errors.New("not here")
+}
+func (s *vcsSource) Latest(context.Context, string) ([]byte, string, error) {
+	s.calls.Add(1)
+	return nil, "", errors.New("not here")
+}
+func (s *vcsSource) Query(context.Context, string, string) ([]byte, string, error) {
+	s.calls.Add(1)
+	return nil, "", errors.New("not here")
+}
