@@ -7,13 +7,16 @@
 #
 #   direct  go mod download all, GOPROXY = the upstream
 #   cold    the same through a new Agora with an empty store (it fills from
-#           the upstream as the go command asks)
+#           the upstream as the go command asks), for each fill_ahead
+#           setting in AHEAD
 #   warm    the same through that Agora again, now filled
 #
 # and the table gives the medians and the ratios cold/direct and warm/direct
-# (the issue's goals: at most 1.2x and 0.9x). Not run in CI.
+# (the issue's goals: at most 1.2x and 0.9x), one row per setting. Not run
+# in CI.
 #
-#   bench/coldfill/run.sh                 # ~2 minutes with the defaults
+#   bench/coldfill/run.sh                 # ~3 minutes with the defaults
+#   DELAY=10ms bench/coldfill/run.sh      # an upstream 10 ms away
 #   ROUNDS=1 bench/coldfill/run.sh        # a quick check of the harness
 #
 # Settings (environment): ROUNDS=5 MODULES=190 DEPS=3 VERSIONS=2 ZIPSIZE=64KiB
@@ -23,6 +26,20 @@
 # cache is flushed with sync before each timed run). The go command runs with GOSUMDB=off: the generated modules are in
 # no checksum database, and Agora runs with --sumdb off likewise, so both
 # sides do the same work.
+#
+# AHEAD="off mod zip": the fill_ahead settings to run, each with its own
+# Agora (cold, then warm) after the same round's direct run.
+#
+# DELAY=10ms puts bench/delay in front of nginx (on PORT_DELAY=18189): every
+# request to the upstream, the go command's in the direct runs and Agora's
+# in the others, is held that long first, as a round trip to a remote
+# module proxy would hold it. Empty (the default): no delay.
+#
+# Each round's Agora gets a new data directory, and all of them are removed
+# only after the last round: removing thousands of files just before a run
+# makes ext4's inode allocator skip the recently freed inodes one by one
+# (recently_deleted in perf), which charged the benchmark's own cleanup to
+# Agora's file creations.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
@@ -32,6 +49,9 @@ VERSIONS=${VERSIONS:-2}
 ZIPSIZE=${ZIPSIZE:-64KiB}
 PORT_UP=${PORT_UP:-18190}
 PORT_AGORA=${PORT_AGORA:-18191}
+PORT_DELAY=${PORT_DELAY:-18189}
+DELAY=${DELAY:-}
+AHEAD=${AHEAD:-off mod zip}
 AGORA_FLAGS=${AGORA_FLAGS:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=bench/lib.sh
@@ -43,11 +63,12 @@ echo "output in $OUT"
 
 need_nginx
 
-nginx_pid= agora_pid=
+nginx_pid= agora_pid= delay_pid=
 cleanup() {
 	[ -n "$agora_pid" ] && kill "$agora_pid" 2>/dev/null || true
+	[ -n "$delay_pid" ] && kill "$delay_pid" 2>/dev/null || true
 	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
-	rm -rf "$CLIENT_DIR"
+	rm -rf "$CLIENT_DIR" "$OUT"/agora-data.*
 }
 trap cleanup EXIT
 
@@ -59,6 +80,14 @@ trap cleanup EXIT
 start_upstream "$PORT_UP" "$OUT/store/mod"
 
 wait_http "http://127.0.0.1:$PORT_UP/example.com/gen/m00000/@v/list"
+upstream="http://127.0.0.1:$PORT_UP"
+if [ -n "$DELAY" ]; then
+	(cd "$root" && go build -o "$OUT/delay" ./bench/delay)
+	"$OUT/delay" -listen "127.0.0.1:$PORT_DELAY" -to "$upstream" -delay "$DELAY" &
+	delay_pid=$!
+	upstream="http://127.0.0.1:$PORT_DELAY"
+	wait_http "$upstream/example.com/gen/m00000/@v/list"
+fi
 
 # The go command: a clean environment, a new module cache each time.
 mkdir -p "$OUT/home/.config/go/telemetry"
@@ -78,33 +107,36 @@ seconds() { # runs "$@", prints its wall time in seconds
 	echo "$e - $s" | bc
 }
 
-download "http://127.0.0.1:$PORT_UP" >/dev/null 2>&1 # warms the page cache and GOCACHE
+download "$upstream" >/dev/null 2>&1 # warms the page cache and GOCACHE
 n=$(find "$CLIENT_DIR/gopath/pkg/mod/cache/download" -name '*.zip' | wc -l)
 echo "the graph: $n module zips downloaded by go mod download all"
 
 : >"$OUT/results.tsv"
 for r in $(seq "$ROUNDS"); do
-	d=$(seconds download "http://127.0.0.1:$PORT_UP")
-	rm -rf "$OUT/agora-data"
-	# shellcheck disable=SC2086
-	"$OUT/agora" serve --listen "127.0.0.1:$PORT_AGORA" --data-dir "$OUT/agora-data" \
-		--upstream "http://127.0.0.1:$PORT_UP" --sumdb off --log-level warn $AGORA_FLAGS 2>"$OUT/agora.log" &
-	agora_pid=$!
-	wait_http "http://127.0.0.1:$PORT_AGORA/readyz"
-	c=$(seconds download "http://127.0.0.1:$PORT_AGORA")
-	w=$(seconds download "http://127.0.0.1:$PORT_AGORA")
-	kill "$agora_pid"
-	wait "$agora_pid" 2>/dev/null || true
-	agora_pid=
-	printf '%s\t%s\t%s\t%s\n' "$r" "$d" "$c" "$w" | tee -a "$OUT/results.tsv"
+	d=$(seconds download "$upstream")
+	for mode in $AHEAD; do
+		# shellcheck disable=SC2086
+		"$OUT/agora" serve --listen "127.0.0.1:$PORT_AGORA" --data-dir "$OUT/agora-data.$r.$mode" \
+			--upstream "$upstream" --sumdb off --log-level warn --fill-ahead "$mode" $AGORA_FLAGS 2>"$OUT/agora.log" &
+		agora_pid=$!
+		wait_http "http://127.0.0.1:$PORT_AGORA/readyz"
+		c=$(seconds download "http://127.0.0.1:$PORT_AGORA")
+		w=$(seconds download "http://127.0.0.1:$PORT_AGORA")
+		kill "$agora_pid"
+		wait "$agora_pid" 2>/dev/null || true
+		agora_pid=
+		printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$d" "$c" "$w" | tee -a "$OUT/results.tsv"
+	done
 done
 
-md=$(cut -f2 "$OUT/results.tsv" | median)
-mc=$(cut -f3 "$OUT/results.tsv" | median)
-mw=$(cut -f4 "$OUT/results.tsv" | median)
 {
-	echo "| go mod download all, $n modules | direct | through Agora, cold | through Agora, warm |"
+	echo "| go mod download all, $n modules${DELAY:+, upstream $DELAY away}; median of $ROUNDS rounds | direct | through Agora, cold | through Agora, warm |"
 	echo "|---|---:|---:|---:|"
-	printf '| median of %d rounds | %.2f s | %.2f s (**%.2fx**, goal 1.2x) | %.2f s (**%.2fx**, goal 0.9x) |\n' \
-		"$ROUNDS" "$md" "$mc" "$(echo "$mc / $md" | bc -l)" "$mw" "$(echo "$mw / $md" | bc -l)"
+	for mode in $AHEAD; do
+		md=$(awk -v m="$mode" '$2 == m {print $3}' "$OUT/results.tsv" | median)
+		mc=$(awk -v m="$mode" '$2 == m {print $4}' "$OUT/results.tsv" | median)
+		mw=$(awk -v m="$mode" '$2 == m {print $5}' "$OUT/results.tsv" | median)
+		printf '| fill_ahead = %s | %.2f s | %.2f s (**%.2fx**, goal 1.2x) | %.2f s (**%.2fx**, goal 0.9x) |\n' \
+			"$mode" "$md" "$mc" "$(echo "$mc / $md" | bc -l)" "$mw" "$(echo "$mw / $md" | bc -l)"
+	done
 } | tee "$OUT/summary.md"
