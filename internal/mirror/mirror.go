@@ -318,7 +318,7 @@ func (m *Mirror) Cached(urlPath string) (data []byte, path string, ok bool) {
 	return it.data, it.path, true
 }
 
-// HeldZip opens a zip answered before as a hit from a local file (the
+// HeldZip opens a zip answered before (a hit, or a fill) from a local file (the
 // disk store), by its escaped GOPROXY path ("/<escaped module>/@v/<escaped version>.zip", as in a request URL),
 // with the module path it belongs to; ok is false when the path was not
 // answered before or the zip is no longer held. Like Cached,
@@ -348,9 +348,7 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 	key := FileKey(path, vers, ".zip")
 	obj, err := m.st.Open(ctx, key)
 	if err == nil {
-		if _, local := obj.(interface{ OSFile() *os.File }); local {
-			m.zips.add(key, nil, path, vers) // for HeldZip: only files it can send without a store request
-		}
+		m.rememberZip(key, obj, path, vers)
 		return obj, true, nil
 	}
 	if !errors.Is(err, store.ErrNotExist) {
@@ -374,7 +372,18 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 		return nil, false, err
 	}
 	obj, err = m.st.Open(ctx, key)
+	if err == nil {
+		m.rememberZip(key, obj, path, vers)
+	}
 	return obj, false, err
+}
+
+// rememberZip notes a zip answered from a local file, for HeldZip: only
+// files it can send without a store request.
+func (m *Mirror) rememberZip(key string, obj store.Object, path, vers string) {
+	if _, local := obj.(interface{ OSFile() *os.File }); local {
+		m.zips.add(key, nil, path, vers)
+	}
 }
 
 // ErrCannotSign is returned by ZipURL when the store cannot sign URLs.

@@ -194,6 +194,13 @@ func TestFillOnceThenHit(t *testing.T) {
 			if got := readAll(t, obj); !bytes.Equal(got, b.Zip) {
 				t.Errorf("Zip differs from the built zip")
 			}
+			// A zip filled into a local file is held for the hot path
+			// at once, not only after its first hit.
+			if held, _, ok := e.m.HeldZip(ctx, "/example.com/!hello/@v/v1.0.0.zip"); ok != tc.disk {
+				t.Errorf("HeldZip after the fill = %v, want %v (a local file: %v)", ok, tc.disk, tc.disk)
+			} else if ok {
+				held.Close()
+			}
 			obj, hit, err = e.m.Zip(ctx, b.Path, b.Version)
 			if err != nil || !hit {
 				t.Fatalf("second Zip = hit %v, %v; want a hit", hit, err)
