@@ -117,7 +117,7 @@ for r in $(seq "$ROUNDS"); do
 	for mode in $AHEAD; do
 		# shellcheck disable=SC2086
 		"$OUT/agora" serve --listen "127.0.0.1:$PORT_AGORA" --data-dir "$OUT/agora-data.$r.$mode" \
-			--upstream "$upstream" --sumdb off --log-level warn --fill-ahead "$mode" $AGORA_FLAGS 2>"$OUT/agora.log" &
+			--upstream "$upstream" --sumdb off --log-level warn --fill-ahead "$mode" $AGORA_FLAGS 2>"$OUT/agora.$r.$mode.log" &
 		agora_pid=$!
 		wait_http "http://127.0.0.1:$PORT_AGORA/readyz"
 		c=$(seconds download "http://127.0.0.1:$PORT_AGORA")

@@ -349,6 +349,17 @@ func (a *App) Serve(ctx context.Context, grace time.Duration) error {
 	return a.ServeOn(ctx, ln, grace)
 }
 
+// closeMirror stops the mirror's fills (filling ahead, and fills whose
+// requests are gone) before the store and database close, waiting for them
+// up to grace.
+func (a *App) closeMirror(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := a.mirror.Close(ctx); err != nil {
+		a.log.Warn("fills still running at shutdown", "err", err)
+	}
+}
+
 // ServeOn is Serve on a listener of the caller's (which it closes).
 func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	const readHeaderTimeout, idleTimeout = 10 * time.Second, 2 * time.Minute
@@ -424,6 +435,7 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 	}()
 	select {
 	case err := <-errc:
+		a.closeMirror(grace)
 		return err
 	case <-ctx.Done():
 	}
@@ -436,6 +448,8 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, grace time.Duration)
 	}
 	if err == nil {
 		err = a.mirror.Close(sctx)
+	} else {
+		a.closeMirror(grace)
 	}
 	if err != nil {
 		srv.Close()

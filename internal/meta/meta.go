@@ -187,10 +187,23 @@ func (d *DB) Close() error {
 	return d.db.Close()
 }
 
+// queryRow runs a query expected to return at most one row. On SQLite its
+// statement is prepared once (stmt); PostgreSQL's driver caches statements
+// itself, in the way its connection settings allow (pgx prepares nothing
+// when a connection pooler rules it out).
+func (d *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if d.engine == SQLite {
+		if s, err := d.stmt(ctx, query); err == nil {
+			return s.QueryRowContext(ctx, args...)
+		}
+	}
+	return d.db.QueryRowContext(ctx, d.q(query), args...)
+}
+
 // stmt returns the prepared statement for query (written with ?
-// placeholders, as for q), preparing it the first time. The statements of
-// every fill are prepared once: SQLite would otherwise parse each again on
-// every call, a good part of a fill's CPU time.
+// placeholders, as for q), preparing it the first time. On SQLite, the
+// statements of every fill are prepared once: SQLite would otherwise
+// parse each again on every call, a good part of a fill's CPU time.
 func (d *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if s, ok := d.stmts.Load(query); ok {
 		return s.(*sql.Stmt), nil

@@ -12,15 +12,15 @@ import (
 // first time, the first one ever recorded after that (whichever replica
 // recorded it).
 func (d *DB) Pin(ctx context.Context, path, version, file, hash string) (string, error) {
-	// One statement: the update on conflict changes nothing, and makes
-	// RETURNING give the row recorded, new or old.
-	s, err := d.stmt(ctx, `INSERT INTO pins (path, version, file, hash) VALUES (?, ?, ?, ?)
-		ON CONFLICT (path, version, file) DO UPDATE SET hash = pins.hash RETURNING hash`)
-	if err != nil {
-		return "", err
-	}
+	// One statement when the hash is new (RETURNING gives the row
+	// inserted); a second to read the one recorded before.
 	var h string
-	if err := s.QueryRowContext(ctx, path, version, file, hash).Scan(&h); err != nil {
+	err := d.queryRow(ctx, `INSERT INTO pins (path, version, file, hash) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING hash`,
+		path, version, file, hash).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d.PinnedHash(ctx, path, version, file)
+	}
+	if err != nil {
 		return "", fmt.Errorf("meta: %w", err)
 	}
 	return h, nil
@@ -28,12 +28,8 @@ func (d *DB) Pin(ctx context.Context, path, version, file, hash string) (string,
 
 // PinnedHash returns the hash pinned for a version's file, or ErrNotFound.
 func (d *DB) PinnedHash(ctx context.Context, path, version, file string) (string, error) {
-	s, err := d.stmt(ctx, `SELECT hash FROM pins WHERE path = ? AND version = ? AND file = ?`)
-	if err != nil {
-		return "", err
-	}
 	var h string
-	err = s.QueryRowContext(ctx, path, version, file).Scan(&h)
+	err := d.queryRow(ctx, `SELECT hash FROM pins WHERE path = ? AND version = ? AND file = ?`, path, version, file).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}

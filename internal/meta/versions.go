@@ -22,21 +22,19 @@ const versionCols = `path, version, zip_hash, mod_hash, size, origin, verificati
 // index's order is the order of additions even across replicas whose
 // clocks differ).
 func (d *DB) AddVersion(ctx context.Context, v Version) (rec Version, added bool, err error) {
-	// On PostgreSQL the advisory transaction lock makes additions
-	// one at a time, and holds until commit: an addition that reads
-	// the latest timestamp sees every earlier one committed. A reader
-	// of the index therefore never sees a later entry before an
-	// earlier one.
-	// The statements are prepared (once, by d.stmt) before the
-	// transaction takes the connection: SQLite has only one.
-	var stmts [3]*sql.Stmt
-	for i, query := range []string{
+	queries := [...]string{
 		`SELECT ` + versionCols + ` FROM versions WHERE path = ? AND version = ?`,
 		`SELECT COALESCE(MAX(added), 0) FROM versions`,
 		`INSERT INTO versions (` + versionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-	} {
-		if stmts[i], err = d.stmt(ctx, query); err != nil {
-			return Version{}, false, err
+	}
+	// On SQLite the statements are prepared (once, by d.stmt) before
+	// the transaction takes the connection: there is only one.
+	var stmts [len(queries)]*sql.Stmt
+	if d.engine == SQLite {
+		for i, query := range queries {
+			if stmts[i], err = d.stmt(ctx, query); err != nil {
+				return Version{}, false, err
+			}
 		}
 	}
 	tx, err := d.db.BeginTx(ctx, nil)
@@ -44,13 +42,23 @@ func (d *DB) AddVersion(ctx context.Context, v Version) (rec Version, added bool
 		return Version{}, false, fmt.Errorf("meta: %w", err)
 	}
 	defer tx.Rollback()
-	sel, latest, ins := tx.StmtContext(ctx, stmts[0]), tx.StmtContext(ctx, stmts[1]), tx.StmtContext(ctx, stmts[2])
+	query := func(i int, args ...any) *sql.Row {
+		if stmts[i] != nil {
+			return tx.StmtContext(ctx, stmts[i]).QueryRowContext(ctx, args...)
+		}
+		return tx.QueryRowContext(ctx, d.q(queries[i]), args...)
+	}
+	// On PostgreSQL the advisory transaction lock makes additions
+	// one at a time, and holds until commit: an addition that reads
+	// the latest timestamp sees every earlier one committed. A reader
+	// of the index therefore never sees a later entry before an
+	// earlier one.
 	if d.engine == Postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockID(indexLock)); err != nil {
 			return Version{}, false, fmt.Errorf("meta: %w", err)
 		}
 	}
-	old, err := scanVersion(sel.QueryRowContext(ctx, v.Path, v.Version))
+	old, err := scanVersion(query(0, v.Path, v.Version))
 	if err == nil {
 		// Held again after a prune: held, with its first index entry.
 		if _, err := tx.ExecContext(ctx, d.q(`UPDATE versions SET pruned = 0, last_used = ? WHERE path = ? AND version = ? AND pruned <> 0`),
@@ -63,11 +71,15 @@ func (d *DB) AddVersion(ctx context.Context, v Version) (rec Version, added bool
 		return Version{}, false, err
 	}
 	var last int64
-	if err := latest.QueryRowContext(ctx).Scan(&last); err != nil {
+	if err := query(1).Scan(&last); err != nil {
 		return Version{}, false, fmt.Errorf("meta: %w", err)
 	}
 	ts := max(time.Now().UnixMicro(), last+1)
-	_, err = ins.ExecContext(ctx, v.Path, v.Version, v.ZipHash, v.ModHash, v.Size, v.Origin, v.Verification, ts)
+	if stmts[2] != nil {
+		_, err = tx.StmtContext(ctx, stmts[2]).ExecContext(ctx, v.Path, v.Version, v.ZipHash, v.ModHash, v.Size, v.Origin, v.Verification, ts)
+	} else {
+		_, err = tx.ExecContext(ctx, d.q(queries[2]), v.Path, v.Version, v.ZipHash, v.ModHash, v.Size, v.Origin, v.Verification, ts)
+	}
 	if err != nil {
 		return Version{}, false, fmt.Errorf("meta: recording %s@%s: %w", v.Path, v.Version, err)
 	}

@@ -123,9 +123,11 @@ func (a *aheader) close(ctx context.Context) error {
 }
 
 // requirementsAhead queues the .info and .mod of the versions a go.mod
-// just filled from an upstream proxy requires.
-func (m *Mirror) requirementsAhead(rt Route, modData []byte) {
-	if m.ahead.mode < AheadMod || !fromProxy(rt) {
+// just filled from an upstream proxy (src) requires. A go.mod from version
+// control (a private module, or one the proxies did not have) queues
+// nothing: what it requires may be private too.
+func (m *Mirror) requirementsAhead(rt Route, src string, modData []byte) {
+	if m.ahead.mode < AheadMod || !fromProxy(rt) || src == directOrigin {
 		return
 	}
 	f, err := modfile.ParseLax("go.mod", modData, nil)
@@ -134,8 +136,9 @@ func (m *Mirror) requirementsAhead(rt Route, modData []byte) {
 	}
 	for _, r := range f.Require {
 		p, v := r.Mod.Path, r.Mod.Version
-		if module.Check(p, v) != nil || module.CanonicalVersion(v) != v {
-			continue
+		if module.Check(p, v) != nil || module.CanonicalVersion(v) != v ||
+			(m.verify != nil && m.verify.Private(p)) {
+			continue // not fetchable as written, or a path kept from the checksum database (GONOSUMDB)
 		}
 		m.ahead.add(m, aheadJob{path: p, vers: v})
 	}
@@ -150,15 +153,33 @@ func (m *Mirror) zipAhead(ctx context.Context, path, vers string) {
 }
 
 // fromProxy reports whether a route fetches from upstream proxies (a chain
-// ending in ",direct" included), the only routes filled ahead: versions
-// from version control cost a clone each, and private ones are fetched
-// when asked for only.
+// ending in ",direct" included, whose fallback a fill ahead does not use),
+// the only routes filled ahead: versions from version control cost a clone
+// each, and private ones are fetched when asked for only.
 func fromProxy(rt Route) bool {
-	switch rt.Source.(type) {
-	case ChainSource, FallbackSource:
-		return !offline(rt.Source)
+	switch s := rt.Source.(type) {
+	case ChainSource:
+		return !offline(s)
+	case FallbackSource:
+		return fromProxy(Route{Source: s.Primary})
 	}
 	return false
+}
+
+// errNoFallbackAhead is the error of a fill ahead that the upstream
+// proxies could not answer and that a client's request would have taken
+// to the fallback (version control): a fill ahead never goes there. A
+// client that joined such a fill fills again (fillFor).
+var errNoFallbackAhead = errors.New("not fetched from version control when filling ahead")
+
+// fillFor is fill for a request: when it joined a fill ahead that stopped
+// short of the fallback, it fills again, now with it.
+func (m *Mirror) fillFor(ctx context.Context, key string, fn func(context.Context) error) error {
+	err := m.fill(ctx, key, fn)
+	if errors.Is(err, errNoFallbackAhead) && ctx.Value(aheadKey{}) == nil {
+		err = m.fill(ctx, key, fn)
+	}
+	return err
 }
 
 // fillAhead fills one job's files unless they are held. Failures are
@@ -170,6 +191,9 @@ func (m *Mirror) fillAhead(ctx context.Context, j aheadJob) {
 		return
 	}
 	ctx = context.WithValue(ctx, aheadKey{}, true)
+	if !m.mayFetch(ctx) {
+		return
+	}
 	if j.zip {
 		var obj interface{ Close() error }
 		obj, _, err = m.Zip(ctx, j.path, j.vers)
@@ -186,8 +210,12 @@ func (m *Mirror) fillAhead(ctx context.Context, j aheadJob) {
 	}
 }
 
-// Close stops filling ahead and waits, until ctx is done, for the fills
-// ahead under way to end. Fills for requests end with their requests.
+// Close stops filling ahead and waits, until ctx is done, for every fill
+// under way to end (a fill whose callers are all gone is cancelled, and
+// ends soon). Call it when no request is being served any more.
 func (m *Mirror) Close(ctx context.Context) error {
-	return m.ahead.close(ctx)
+	if err := m.ahead.close(ctx); err != nil {
+		return err
+	}
+	return m.fills.wait(ctx)
 }

@@ -19,7 +19,7 @@ func chainOf(t *testing.T, e *env) (a, b, c, d *modtest.Built) {
 	t.Helper()
 	c = build(t, "example.com/c", "v1.2.0")
 	b = modtest.MustBuild(t, modtest.Module{Path: "example.com/b", Version: "v1.1.0", Files: map[string]string{
-		"go.mod": "module example.com/b\n\ngo 1.21\n\nrequire (\n\texample.com/c v1.2.0\n\texample.com/bad v1.0\n)\n",
+		"go.mod": "module example.com/b\n\ngo 1.21\n\nrequire example.com/c v1.2.0\n",
 		"b.go":   "package b\n",
 	}})
 	a = modtest.MustBuild(t, modtest.Module{Path: "example.com/a", Version: "v1.0.0", Files: map[string]string{
@@ -109,7 +109,7 @@ func TestFillAheadModes(t *testing.T) {
 }
 
 // Versions that an operator's rules send to version control, keep private
-// or deny are never filled ahead.
+// or deny are never filled ahead; the others a go.mod requires are.
 func TestFillAheadOnlyFromProxies(t *testing.T) {
 	for _, rule := range []policy.Rule{
 		{Pattern: "example.com/b", Action: policy.Deny, Versions: []string{"v1.1.0"}},
@@ -126,15 +126,65 @@ func TestFillAheadOnlyFromProxies(t *testing.T) {
 			e.m = e.mirrorOn(e.chain, mirror.Options{FillAhead: mirror.AheadZip,
 				Router: &mirror.PolicyRouter{Policy: pol, Default: mirror.ChainSource{Chain: e.chain}, Direct: vcs, Verify: true}})
 			ctx := ctxFor(t)
-			a, b, c, _ := chainOf(t, e)
-			if _, _, err := e.m.Mod(ctx, a.Path, a.Version); err != nil {
+			_, b, c, d := chainOf(t, e)
+			top := requiring(t, e, "example.com/top", b, d)
+			if _, _, err := e.m.Mod(ctx, top.Path, top.Version); err != nil {
 				t.Fatal(err)
 			}
 			e.m.WaitAhead()
 			if n := e.count(b.Path, b.Version, ".mod") + e.count(c.Path, c.Version, ".mod") + int(vcs.calls.Load()); n != 0 {
 				t.Errorf("b, routed by %s, or what it requires was fetched %d times ahead", rule, n)
 			}
+			if n := e.count(d.Path, d.Version, ".mod"); n != 1 {
+				t.Errorf("d, from the upstream proxy, was asked for %d times; want once, ahead", n)
+			}
 		})
+	}
+}
+
+// requiring builds and publishes a module requiring the given versions.
+func requiring(t *testing.T, e *env, path string, reqs ...*modtest.Built) *modtest.Built {
+	t.Helper()
+	gomod := "module " + path + "\n\ngo 1.21\n\nrequire (\n"
+	for _, r := range reqs {
+		gomod += "\t" + r.Path + " " + r.Version + "\n"
+	}
+	m := modtest.MustBuild(t, modtest.Module{Path: path, Version: "v1.0.0", Files: map[string]string{"go.mod": gomod + ")\n", "x.go": "package x\n"}})
+	e.publish(m)
+	return m
+}
+
+// With an upstream list ending in ",direct", a fill ahead asks the proxies
+// only: a version they do not have is left for a client, whose request
+// then goes on to version control.
+func TestFillAheadStopsBeforeTheFallback(t *testing.T) {
+	e := newEnv(t, nil, mirror.Options{})
+	vcs := &vcsSource{}
+	e.m = e.mirrorOn(e.chain, mirror.Options{FillAhead: mirror.AheadMod,
+		Router: &mirror.PolicyRouter{Default: mirror.FallbackSource{Primary: mirror.ChainSource{Chain: e.chain}, Fallback: vcs}, Verify: true}})
+	ctx := ctxFor(t)
+	d := build(t, "example.com/d", "v1.0.0")
+	e.publish(d)
+	gone := build(t, "example.com/gone", "v1.0.0") // never published
+	top := requiring(t, e, "example.com/top", d, gone)
+	if _, _, err := e.m.Mod(ctx, top.Path, top.Version); err != nil {
+		t.Fatal(err)
+	}
+	e.m.WaitAhead()
+	if n := e.count(d.Path, d.Version, ".mod"); n != 1 {
+		t.Errorf("d was asked for %d times; want once, ahead", n)
+	}
+	if n := e.count(gone.Path, gone.Version, ".mod"); n != 1 {
+		t.Errorf("gone was asked of the proxy %d times; want once, ahead", n)
+	}
+	if n := vcs.calls.Load(); n != 0 {
+		t.Errorf("filling ahead asked version control %d times", n)
+	}
+	if _, _, err := e.m.Mod(ctx, gone.Path, gone.Version); err == nil {
+		t.Fatal("Mod(gone) succeeded; neither source has it")
+	}
+	if n := vcs.calls.Load(); n == 0 {
+		t.Errorf("a client's request for what the proxies lack did not reach version control")
 	}
 }
 

@@ -15,6 +15,8 @@ type flights struct {
 	mu      sync.Mutex
 	m       map[string]*flight
 	timeout time.Duration
+	running int           // fills' goroutines not yet ended
+	idle    chan struct{} // closed when running drops to zero
 }
 
 type flight struct {
@@ -37,7 +39,9 @@ func (g *flights) do(ctx context.Context, key string, fn func(context.Context) e
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 		f = &flight{done: make(chan struct{}), cancel: cancel}
 		g.m[key] = f
+		g.running++
 		go func() {
+			defer g.ended()
 			defer close(f.done)
 			f.err = fn(fctx)
 			cancel()
@@ -66,6 +70,37 @@ func (g *flights) do(ctx context.Context, key string, fn func(context.Context) e
 			}
 		}
 		g.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// ended counts a fill's goroutine out.
+func (g *flights) ended() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running--
+	if g.running == 0 && g.idle != nil {
+		close(g.idle)
+		g.idle = nil
+	}
+}
+
+// wait waits until no fill's goroutine is running, or for ctx.
+func (g *flights) wait(ctx context.Context) error {
+	g.mu.Lock()
+	if g.running == 0 {
+		g.mu.Unlock()
+		return nil
+	}
+	if g.idle == nil {
+		g.idle = make(chan struct{})
+	}
+	idle := g.idle
+	g.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
 		return ctx.Err()
 	}
 }

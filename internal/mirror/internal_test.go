@@ -11,6 +11,7 @@ import (
 
 	"github.com/agora-mirror/agora/internal/modtest"
 	"github.com/agora-mirror/agora/internal/store"
+	"github.com/agora-mirror/agora/internal/upstream"
 )
 
 func TestParseList(t *testing.T) {
@@ -267,5 +268,41 @@ func TestUsageFullAsksForAnEarlyFlush(t *testing.T) {
 	case <-m.UsageFull():
 		t.Fatal("asked twice")
 	default:
+	}
+}
+
+// A go.mod that came from version control (a ",direct" fallback) queues
+// nothing ahead, and neither does a route whose proxies are off.
+func TestRequirementsAheadOnlyFromProxies(t *testing.T) {
+	m := New(Options{Store: store.NewMemory(t.TempDir()), Catalog: modtest.Meta(t), FillAhead: AheadMod})
+	defer m.Close(context.Background())
+	on, err := upstream.ParseChain("http://127.0.0.1:1", upstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := upstream.ParseChain("direct", upstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod := []byte("module example.com/a\n\nrequire example.com/b v1.0.0\n")
+	queued := func() int {
+		m.ahead.mu.Lock()
+		defer m.ahead.mu.Unlock()
+		n := len(m.ahead.seen)
+		clear(m.ahead.seen)
+		return n
+	}
+	proxy := Route{Source: FallbackSource{Primary: ChainSource{on}, Fallback: &fakeSource{}}}
+	m.requirementsAhead(proxy, directOrigin, gomod)
+	if n := queued(); n != 0 {
+		t.Errorf("a go.mod from version control queued %d versions", n)
+	}
+	m.requirementsAhead(Route{Source: FallbackSource{Primary: ChainSource{off}, Fallback: &fakeSource{}}}, "http://127.0.0.1:1", gomod)
+	if n := queued(); n != 0 {
+		t.Errorf("a route whose upstream list is only direct queued %d versions", n)
+	}
+	m.requirementsAhead(proxy, "http://127.0.0.1:1", gomod)
+	if n := queued(); n != 1 {
+		t.Errorf("a go.mod from a proxy queued %d versions, want 1", n)
 	}
 }

@@ -273,9 +273,15 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 		return nil, false, err
 	}
 	m.noteUse(ctx, path, vers)
-	if ext == ".info" {
+	data, hit, err := m.heldOrFilled(ctx, path, vers, ext)
+	if err == nil && ext == ".info" {
 		m.zipAhead(ctx, path, vers)
 	}
+	return data, hit, err
+}
+
+// heldOrFilled is smallFile without noting the use.
+func (m *Mirror) heldOrFilled(ctx context.Context, path, vers, ext string) ([]byte, bool, error) {
 	key := FileKey(path, vers, ext)
 	if data, ok := m.small.get(key); ok {
 		return data, true, nil
@@ -291,7 +297,7 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 	if !m.mayFetch(ctx) {
 		return nil, false, m.notHeld(path + "@" + vers + ext)
 	}
-	if err := m.fill(ctx, "meta "+path+"@"+vers, func(ctx context.Context) error {
+	if err := m.fillFor(ctx, "meta "+path+"@"+vers, func(ctx context.Context) error {
 		return m.fillMeta(ctx, path, vers)
 	}); err != nil {
 		return nil, false, err
@@ -366,7 +372,7 @@ func (m *Mirror) Zip(ctx context.Context, path, vers string) (store.Object, bool
 	if _, _, err := m.Info(ctx, path, vers); err != nil {
 		return nil, false, err
 	}
-	if err := m.fill(ctx, "zip "+path+"@"+vers, func(ctx context.Context) error {
+	if err := m.fillFor(ctx, "zip "+path+"@"+vers, func(ctx context.Context) error {
 		return m.fillZip(ctx, path, vers, mod)
 	}); err != nil {
 		return nil, false, err
@@ -556,7 +562,7 @@ func (m *Mirror) fillMeta(ctx context.Context, path, vers string) error {
 	if err := m.checkMod(ctx, rt, path, vers, modData, modSrc); err != nil {
 		return err
 	}
-	m.requirementsAhead(rt, modData)
+	m.requirementsAhead(rt, modSrc, modData)
 	// Both at once: each write waits for its own sync to disk.
 	wg, wctx := errgroup.WithContext(ctx)
 	wg.Go(func() error { return m.put(wctx, FileKey(path, vers, ".mod"), modData) })

@@ -192,6 +192,9 @@ func (f FallbackSource) next(err error) bool {
 // Fetch implements Source.
 func (f FallbackSource) Fetch(ctx context.Context, path, vers, ext string, limit int64, sink func(io.Reader) error) (string, error) {
 	origin, err := f.Primary.Fetch(ctx, path, vers, ext, limit, sink)
+	if f.next(err) && ctx.Value(aheadKey{}) != nil {
+		return "", fmt.Errorf("%w: %w", errNoFallbackAhead, err)
+	}
 	if f.next(err) {
 		return f.Fallback.Fetch(ctx, path, vers, ext, limit, sink)
 	}
