@@ -32,6 +32,7 @@ type Metrics struct {
 	fetches   *prometheus.CounterVec
 	fetchTime *prometheus.HistogramVec
 	refused   *prometheus.CounterVec
+	ahead     *prometheus.CounterVec
 	hist      history
 	series    sync.Map // requestKey -> *requestSeries
 }
@@ -63,8 +64,11 @@ func New() *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agora_refused_total", Help: "Fetched content refused on ingest: checksum (mismatch with the checksum database), changed (differs from the first fetch), invalid (malformed).",
 		}, []string{"reason"}),
+		ahead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_fill_ahead_total", Help: "Versions queued to be filled ahead (fill_ahead), by file (mod: .info and .mod; zip) and result: filled, held (already), failed, dropped (queue full).",
+		}, []string{"file", "result"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.cache, m.bytes, m.fetches, m.fetchTime, m.refused,
+	m.reg.MustRegister(m.requests, m.duration, m.cache, m.bytes, m.fetches, m.fetchTime, m.refused, m.ahead,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -145,6 +149,12 @@ func (m *Metrics) FetchDone(source, origin, file string, d time.Duration, err er
 		origin = source
 	}
 	m.hist.fetch(origin, d, err)
+}
+
+// FilledAhead counts a version queued to be filled ahead, by file and
+// result.
+func (m *Metrics) FilledAhead(file, result string) {
+	m.ahead.WithLabelValues(file, result).Inc()
 }
 
 // Refused records content refused on ingest, by reason.

@@ -46,6 +46,13 @@ type aheadJob struct {
 	zip        bool
 }
 
+func (j aheadJob) file() string {
+	if j.zip {
+		return "zip"
+	}
+	return "mod"
+}
+
 // aheader runs fills ahead: at most aheadWorkers at a time, on goroutines
 // that exist only while there is work.
 type aheader struct {
@@ -71,7 +78,11 @@ func newAheader(mode FillAhead) *aheader {
 func (a *aheader) add(m *Mirror, j aheadJob) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.seen[j]; ok || a.closed || len(a.pending) >= aheadQueue {
+	if _, ok := a.seen[j]; ok || a.closed {
+		return
+	}
+	if len(a.pending) >= aheadQueue {
+		m.obs.FilledAhead(j.file(), "dropped")
 		return
 	}
 	if len(a.seen) >= aheadSeenMax {
@@ -194,19 +205,28 @@ func (m *Mirror) fillAhead(ctx context.Context, j aheadJob) {
 	if !m.mayFetch(ctx) {
 		return
 	}
+	held := true
 	if j.zip {
 		var obj interface{ Close() error }
-		obj, _, err = m.Zip(ctx, j.path, j.vers)
+		obj, held, err = m.Zip(ctx, j.path, j.vers)
 		if err == nil {
 			obj.Close()
 		}
 	} else if !m.stored(ctx, FileKey(j.path, j.vers, ".mod")) || !m.stored(ctx, FileKey(j.path, j.vers, ".info")) {
+		held = false
 		err = m.fill(ctx, "meta "+j.path+"@"+j.vers, func(ctx context.Context) error {
 			return m.fillMeta(ctx, j.path, j.vers)
 		})
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, context.Canceled):
+	case err != nil:
+		m.obs.FilledAhead(j.file(), "failed")
 		m.log.Debug("filling ahead", "module", j.path, "version", j.vers, "zip", j.zip, "err", err)
+	case held:
+		m.obs.FilledAhead(j.file(), "held")
+	default:
+		m.obs.FilledAhead(j.file(), "filled")
 	}
 }
 

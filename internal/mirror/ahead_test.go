@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/agora-mirror/agora/internal/mirror"
 	"github.com/agora-mirror/agora/internal/modtest"
@@ -35,7 +37,8 @@ func chainOf(t *testing.T, e *env) (a, b, c, d *modtest.Built) {
 // what it requires, transitively, before anyone asks; not their zips, and
 // not as uses of those versions.
 func TestFillAheadRequirements(t *testing.T) {
-	e := newEnv(t, nil, mirror.Options{FillAhead: mirror.AheadMod})
+	obs := &aheadObserver{}
+	e := newEnv(t, nil, mirror.Options{FillAhead: mirror.AheadMod, Observer: obs})
 	ctx := ctxFor(t)
 	a, b, c, d := chainOf(t, e)
 	if _, hit, err := e.m.Mod(ctx, a.Path, a.Version); err != nil || hit {
@@ -52,6 +55,9 @@ func TestFillAheadRequirements(t *testing.T) {
 	}
 	if n := e.count(d.Path, d.Version, ".mod"); n != 0 {
 		t.Errorf("d, required by nothing, was asked for %d times", n)
+	}
+	if got := obs.results(); !slices.Equal(got, []string{"mod filled", "mod filled"}) {
+		t.Errorf("fills ahead observed: %q; want b's and c's .mod filled", got)
 	}
 	if got := e.m.Used(); !slices.Equal(got, []string{a.Path + "@" + a.Version}) {
 		t.Errorf("uses noted = %v; want only the version asked for", got)
@@ -186,6 +192,26 @@ func TestFillAheadStopsBeforeTheFallback(t *testing.T) {
 	if n := vcs.calls.Load(); n == 0 {
 		t.Errorf("a client's request for what the proxies lack did not reach version control")
 	}
+}
+
+// aheadObserver records what the mirror reports of fills ahead.
+type aheadObserver struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (o *aheadObserver) FetchDone(string, string, string, time.Duration, error) {}
+func (o *aheadObserver) Refused(string)                                         {}
+func (o *aheadObserver) FilledAhead(file, result string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen = append(o.seen, file+" "+result)
+}
+
+func (o *aheadObserver) results() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.seen)
 }
 
 // vcsSource stands for version control; it counts the calls it gets and

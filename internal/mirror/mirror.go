@@ -117,12 +117,17 @@ type Observer interface {
 	// Refused reports content refused on ingest: "checksum", "changed"
 	// or "invalid".
 	Refused(reason string)
+	// FilledAhead reports what became of a version's files ("mod": its
+	// .info and .mod; "zip") queued to be filled ahead: "filled",
+	// "held" (already), "failed", or "dropped" (the queue was full).
+	FilledAhead(file, result string)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) FetchDone(string, string, string, time.Duration, error) {}
 func (nopObserver) Refused(string)                                         {}
+func (nopObserver) FilledAhead(string, string)                             {}
 
 // Options configure a Mirror.
 type Options struct {
