@@ -180,8 +180,10 @@ func TestFillAheadStopsBeforeTheFallback(t *testing.T) {
 	if n := e.count(d.Path, d.Version, ".mod"); n != 1 {
 		t.Errorf("d was asked for %d times; want once, ahead", n)
 	}
-	if n := e.count(gone.Path, gone.Version, ".mod"); n != 1 {
-		t.Errorf("gone was asked of the proxy %d times; want once, ahead", n)
+	// Its .info and .mod are asked for together, and the first "not
+	// found" cancels the other: one of them, at least, was asked.
+	if n := e.count(gone.Path, gone.Version, ".mod") + e.count(gone.Path, gone.Version, ".info"); n == 0 {
+		t.Errorf("gone was not asked of the proxy ahead")
 	}
 	if n := vcs.calls.Load(); n != 0 {
 		t.Errorf("filling ahead asked version control %d times", n)
