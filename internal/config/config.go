@@ -167,7 +167,7 @@ var settings = func() []setting {
 			c.MemoryCacheMiB = n
 			return nil
 		}, func(c *Config) string { return strconv.Itoa(c.MemoryCacheMiB) })
-	add("fill_ahead", "what is fetched before clients ask for it: mod (the .info and .mod of the versions a go.mod fetched from an upstream proxy requires), zip (that, and the zip of a version whose .info is asked for) or off",
+	add("fill_ahead", "what is fetched before clients ask for it: mod (the .info and .mod of the versions a go.mod fetched from an upstream proxy requires), zip (that, and the zip of such a version, or of one whose .mod a client asked for, when a client asks for its .info) or off",
 		func(c *Config, v string) error {
 			switch v {
 			case "off", "mod", "zip":

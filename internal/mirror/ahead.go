@@ -21,8 +21,11 @@ const (
 	// walks it with as few requests at a time as the client has cores.
 	AheadMod
 	// AheadZip does what AheadMod does and also fills the zip of a
-	// version whose .info a client asks for (go mod download, go list -m
-	// and go get ask for the .info of the versions they build).
+	// version in a module graph the mirror has seen (required by a go.mod
+	// it filled, or whose .mod a client asked for) when a client asks for
+	// its .info: go mod download and go build ask for the .info of the
+	// versions they build just before their zips, and versions only looked
+	// at (the upgrades go list -m -u finds) are mostly in no graph yet.
 	AheadZip
 )
 
@@ -62,6 +65,7 @@ type aheader struct {
 
 	mu      sync.Mutex
 	seen    map[aheadJob]struct{}
+	graph   map[useKey]struct{} // versions in a module graph seen (AheadZip)
 	pending []aheadJob
 	running int
 	closed  bool
@@ -70,7 +74,21 @@ type aheader struct {
 
 func newAheader(mode FillAhead) *aheader {
 	ctx, stop := context.WithCancel(context.Background())
-	return &aheader{mode: mode, ctx: ctx, stop: stop, seen: make(map[aheadJob]struct{})}
+	return &aheader{mode: mode, ctx: ctx, stop: stop, seen: make(map[aheadJob]struct{}), graph: make(map[useKey]struct{})}
+}
+
+// inGraph notes that a version is in a module graph (a go.mod requires
+// it, or a client asked for its .mod).
+func (a *aheader) inGraph(path, vers string) {
+	if a.mode < AheadZip {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.graph) >= aheadSeenMax {
+		clear(a.graph)
+	}
+	a.graph[useKey{path, vers}] = struct{}{}
 }
 
 // add queues a job unless it was queued before, the queue is full or the
@@ -151,16 +169,23 @@ func (m *Mirror) requirementsAhead(rt Route, src string, modData []byte) {
 			(m.verify != nil && m.verify.Private(p)) {
 			continue // not fetchable as written, or a path kept from the checksum database (GONOSUMDB)
 		}
+		m.ahead.inGraph(p, v)
 		m.ahead.add(m, aheadJob{path: p, vers: v})
 	}
 }
 
-// zipAhead queues the zip of a version whose .info a client asked for.
+// zipAhead queues the zip of a version in a module graph seen, whose
+// .info a client asked for.
 func (m *Mirror) zipAhead(ctx context.Context, path, vers string) {
 	if m.ahead.mode < AheadZip || ctx.Value(aheadKey{}) != nil || !m.mayFetch(ctx) {
 		return
 	}
-	m.ahead.add(m, aheadJob{path: path, vers: vers, zip: true})
+	m.ahead.mu.Lock()
+	_, ok := m.ahead.graph[useKey{path, vers}]
+	m.ahead.mu.Unlock()
+	if ok {
+		m.ahead.add(m, aheadJob{path: path, vers: vers, zip: true})
+	}
 }
 
 // fromProxy reports whether a route fetches from upstream proxies (a chain

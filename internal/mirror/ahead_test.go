@@ -93,16 +93,28 @@ func TestFillAheadModes(t *testing.T) {
 	t.Run("zip", func(t *testing.T) {
 		e := newEnv(t, nil, mirror.Options{FillAhead: mirror.AheadZip})
 		ctx := ctxFor(t)
-		a, b, _, _ := chainOf(t, e)
-		if _, _, err := e.m.Info(ctx, a.Path, a.Version); err != nil {
+		a, b, _, d := chainOf(t, e)
+		// A client walks the graph from a (its .mod), then asks for the
+		// .info of a and b, as go mod download does: their zips are
+		// filled ahead. d is in no graph seen (as an upgrade go list -m
+		// -u looks at): its .info fills no zip.
+		if _, _, err := e.m.Mod(ctx, a.Path, a.Version); err != nil {
 			t.Fatal(err)
 		}
 		e.m.WaitAhead()
-		if n := e.count(a.Path, a.Version, ".zip"); n != 1 {
-			t.Errorf("a's zip asked %d times after its .info; want once, ahead", n)
+		for _, m := range []*modtest.Built{a, b, d} {
+			if _, _, err := e.m.Info(ctx, m.Path, m.Version); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if n := e.count(b.Path, b.Version, ".zip"); n != 0 {
-			t.Errorf("b's zip asked %d times: only a version whose .info a client asks for has its zip filled ahead", n)
+		e.m.WaitAhead()
+		for _, m := range []*modtest.Built{a, b} {
+			if n := e.count(m.Path, m.Version, ".zip"); n != 1 {
+				t.Errorf("%s's zip asked %d times after its .info; want once, ahead", m.Path, n)
+			}
+		}
+		if n := e.count(d.Path, d.Version, ".zip"); n != 0 {
+			t.Errorf("d's zip asked %d times: d is in no module graph seen", n)
 		}
 		obj, hit, err := e.m.Zip(ctx, a.Path, a.Version)
 		if err != nil || !hit {

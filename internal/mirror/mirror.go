@@ -279,7 +279,11 @@ func (m *Mirror) smallFile(ctx context.Context, path, vers, ext string) ([]byte,
 	}
 	m.noteUse(ctx, path, vers)
 	data, hit, err := m.heldOrFilled(ctx, path, vers, ext)
-	if err == nil && ext == ".info" {
+	switch {
+	case err != nil || ctx.Value(aheadKey{}) != nil:
+	case ext == ".mod":
+		m.ahead.inGraph(path, vers)
+	case ext == ".info":
 		m.zipAhead(ctx, path, vers)
 	}
 	return data, hit, err
