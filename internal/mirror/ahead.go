@@ -177,7 +177,7 @@ func (m *Mirror) requirementsAhead(rt Route, src string, modData []byte) {
 // zipAhead queues the zip of a version in a module graph seen, whose
 // .info a client asked for.
 func (m *Mirror) zipAhead(ctx context.Context, path, vers string) {
-	if m.ahead.mode < AheadZip || ctx.Value(aheadKey{}) != nil || !m.mayFetch(ctx) {
+	if m.ahead.mode < AheadZip || !m.mayFetch(ctx) {
 		return
 	}
 	m.ahead.mu.Lock()
@@ -226,22 +226,18 @@ func (m *Mirror) fillAhead(ctx context.Context, j aheadJob) {
 	if err != nil || !fromProxy(rt) {
 		return
 	}
+	// The requests' own paths, under aheadKey: no use noted, nothing
+	// further queued for zips.
 	ctx = context.WithValue(ctx, aheadKey{}, true)
-	if !m.mayFetch(ctx) {
-		return
-	}
-	held := true
+	var held bool
 	if j.zip {
 		var obj interface{ Close() error }
 		obj, held, err = m.Zip(ctx, j.path, j.vers)
 		if err == nil {
 			obj.Close()
 		}
-	} else if !m.stored(ctx, FileKey(j.path, j.vers, ".mod")) || !m.stored(ctx, FileKey(j.path, j.vers, ".info")) {
-		held = false
-		err = m.fill(ctx, "meta "+j.path+"@"+j.vers, func(ctx context.Context) error {
-			return m.fillMeta(ctx, j.path, j.vers)
-		})
+	} else {
+		_, held, err = m.Mod(ctx, j.path, j.vers) // fills .info and .mod together
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
