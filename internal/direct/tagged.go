@@ -74,13 +74,14 @@ type gitOrigin struct {
 	subdir string // the module's directory in it ("" for the root)
 }
 
-// tagPrefix is what the module's tags start with: the go command's
-// codeRepo tags a module in directory d as d/vX.Y.Z.
-func (o gitOrigin) tagPrefix() string {
+// tagRef is the ref of the module's tag for vers ("" for the prefix of
+// them all): the go command's codeRepo tags a module in directory d as
+// d/vX.Y.Z.
+func (o gitOrigin) tagRef(vers string) string {
 	if o.subdir == "" {
-		return ""
+		return "refs/tags/" + vers
 	}
-	return o.subdir + "/"
+	return "refs/tags/" + o.subdir + "/" + vers
 }
 
 // infoFile is a .info file as the go command writes it for a version
@@ -130,7 +131,7 @@ func (f *Fetcher) learn(path, vers, infoName string) {
 		return
 	}
 	o := gitOrigin{url: inf.Origin.URL, subdir: inf.Origin.Subdir}
-	if inf.Origin.VCS != "git" || o.url == "" || inf.Origin.Ref != "refs/tags/"+o.tagPrefix()+vers {
+	if inf.Origin.VCS != "git" || o.url == "" || inf.Origin.Ref != o.tagRef(vers) {
 		return
 	}
 	f.mu.Lock()
@@ -229,7 +230,7 @@ func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path
 	if err := f.initRepo(ctx, r); err != nil {
 		return nil, err
 	}
-	tag := "refs/tags/" + o.tagPrefix() + vers
+	tag := o.tagRef(vers)
 	t, err := f.currentTag(ctx, r, o, vers)
 	if err != nil {
 		return nil, err
@@ -366,7 +367,7 @@ var remoteTTL = 30 * time.Second // a variable for tests
 // object under its name. The repository's tag list is asked for at most
 // every remoteTTL.
 func (f *Fetcher) currentTag(ctx context.Context, r *gitRepo, o gitOrigin, vers string) (tagRef, error) {
-	tag := "refs/tags/" + o.tagPrefix() + vers
+	tag := o.tagRef(vers)
 	t, err := f.resolveTag(ctx, r, tag)
 	if err != nil {
 		return tagRef{}, err
@@ -526,7 +527,7 @@ func (f *Fetcher) fetchTags(ctx context.Context, r *gitRepo, o gitOrigin, vers s
 			held[ref] = object
 		}
 	}
-	prefix := "refs/tags/" + o.tagPrefix()
+	prefix := o.tagRef("")
 	var newer []string
 	for ref, object := range r.remote {
 		v, isTag := strings.CutPrefix(ref, prefix)
