@@ -196,6 +196,10 @@ func (l *HotListener) serve(c *hotConn) {
 
 	br := bufio.NewReaderSize(nc, hotHeadMax)
 	var out []byte
+	client := "" // for request logs, when the operator asked for addresses
+	if l.h.logAddr {
+		client = nc.RemoteAddr().String()
+	}
 	// The first request must come within the header timeout, as
 	// net/http's ReadHeaderTimeout; later ones within the idle timeout.
 	wait := l.header
@@ -234,7 +238,7 @@ func (l *HotListener) serve(c *hotConn) {
 		}
 		br.Discard(len(head))
 		out = ans.appendTo(out[:0])
-		sendZip := ans.zip != nil && !ans.head
+		sendZip := ans.zip != nil && !ans.isHead()
 		if sendZip {
 			// The head and the start of the body in full packets, as
 			// nginx's tcp_nopush: corked until the body is sent.
@@ -253,10 +257,6 @@ func (l *HotListener) serve(c *hotConn) {
 		}
 		if err != nil {
 			return
-		}
-		client := ""
-		if l.h.logAddr {
-			client = nc.RemoteAddr().String()
 		}
 		l.h.done(context.Background(), ans.method, ans.path, client, start,
 			http.StatusOK, ans.written(), "hit", ans.endpoint)
@@ -290,8 +290,10 @@ type hotAnswer struct {
 	zip          *os.File // a zip, sent with sendfile after the headers
 	size         int64    // the zip's length
 	modTime      time.Time
-	head         bool // HEAD: no body
 }
+
+// isHead reports a HEAD request: the headers, no body.
+func (a *hotAnswer) isHead() bool { return a.method == http.MethodHead }
 
 // appendTo appends the HTTP/1.1 response head (and an .info or .mod
 // body): the headers the Handler's answer carries, and net/http's Date.
@@ -316,7 +318,7 @@ func (a *hotAnswer) appendTo(b []byte) []byte {
 		b = a.modTime.UTC().AppendFormat(b, http.TimeFormat)
 	}
 	b = append(b, "\r\n\r\n"...)
-	if !a.head {
+	if !a.isHead() {
 		b = append(b, a.body...)
 	}
 	return b
@@ -332,7 +334,7 @@ func (a *hotAnswer) length() int64 {
 
 // written is the number of body bytes sent.
 func (a *hotAnswer) written() int64 {
-	if a.head {
+	if a.isHead() {
 		return 0
 	}
 	return a.length()
@@ -363,7 +365,7 @@ func (h *Handler) hot(head []byte) (hotAnswer, bool) {
 	if !ok {
 		return hotAnswer{}, false
 	}
-	return hotAnswer{method: method, path: p, body: data, head: method == http.MethodHead,
+	return hotAnswer{method: method, path: p, body: data,
 		endpoint: endpoint, ctype: ctype[0]}, true
 }
 
@@ -378,7 +380,7 @@ func (h *Handler) hotZip(method, p string) (hotAnswer, bool) {
 		obj.Close()
 		return hotAnswer{}, false
 	}
-	return hotAnswer{method: method, path: p, endpoint: "zip", ctype: "application/zip", head: method == http.MethodHead,
+	return hotAnswer{method: method, path: p, endpoint: "zip", ctype: "application/zip",
 		zip: f.OSFile(), size: obj.Size(), modTime: obj.ModTime()}, true
 }
 

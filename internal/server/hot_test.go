@@ -174,8 +174,8 @@ func TestHotPathAnswersAsTheHandlerDoes(t *testing.T) {
 		if n := s.handed.Load() - handed; n != 0 {
 			t.Fatalf("%s: the connection went to net/http", p)
 		}
-		if resp.StatusCode != wantCode || !bytes.Equal(body(t, resp), wantBody) {
-			t.Errorf("%s: %d %q, the handler gives %d %q", p, resp.StatusCode, body(t, resp), wantCode, wantBody)
+		if got := body(t, resp); resp.StatusCode != wantCode || !bytes.Equal(got, wantBody) {
+			t.Errorf("%s: %d %q, the handler gives %d %q", p, resp.StatusCode, got, wantCode, wantBody)
 		}
 		if resp.ContentLength != int64(len(wantBody)) {
 			t.Errorf("%s: Content-Length %d, want %d", p, resp.ContentLength, len(wantBody))
@@ -202,8 +202,8 @@ func TestHotPathAnswersAsTheHandlerDoes(t *testing.T) {
 		handed := s.handed.Load()
 		resp := s.exchange(t, "HEAD "+p+" HTTP/1.1\r\nHost: agora.test\r\n\r\n", 1, true)[0]
 		_, _, wantBody := s.handler(p, "")
-		if resp.StatusCode != 200 || resp.ContentLength != int64(len(wantBody)) || len(body(t, resp)) != 0 {
-			t.Errorf("HEAD %s: %d, length %d, body %q", p, resp.StatusCode, resp.ContentLength, body(t, resp))
+		if got := body(t, resp); resp.StatusCode != 200 || resp.ContentLength != int64(len(wantBody)) || len(got) != 0 {
+			t.Errorf("HEAD %s: %d, length %d, body %q", p, resp.StatusCode, resp.ContentLength, got)
 		}
 		if s.handed.Load() != handed {
 			t.Errorf("HEAD %s: the connection went to net/http", p)
@@ -232,8 +232,8 @@ func TestHotPathHandsOtherRequestsToNetHTTP(t *testing.T) {
 	rs := s.exchange(t, get(pubInfo)+get(pubMod)+get("/healthz")+get(pubInfo), 4, false)
 	for i, want := range []string{pubInfo, pubMod, "/healthz", pubInfo} {
 		wantCode, _, wantBody := s.handler(want, "")
-		if rs[i].StatusCode != wantCode || !bytes.Equal(body(t, rs[i]), wantBody) {
-			t.Errorf("pipelined %d (%s): %d %q, want %d %q", i, want, rs[i].StatusCode, body(t, rs[i]), wantCode, wantBody)
+		if got := body(t, rs[i]); rs[i].StatusCode != wantCode || !bytes.Equal(got, wantBody) {
+			t.Errorf("pipelined %d (%s): %d %q, want %d %q", i, want, rs[i].StatusCode, got, wantCode, wantBody)
 		}
 	}
 	if n := s.handed.Load() - handed; n != 1 {
