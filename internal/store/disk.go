@@ -115,12 +115,16 @@ func missing(key string, err error) error {
 
 // Put implements Store.
 func (d *Disk) Put(ctx context.Context, key string, data []byte) error {
+	dst, err := d.file(key)
+	if err != nil {
+		return err
+	}
 	tmp, err := d.writeTemp(data) // synced
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
-	return d.link(key, tmp)
+	return link(key, dst, tmp)
 }
 
 func (d *Disk) writeTemp(data []byte) (string, error) {
@@ -153,25 +157,22 @@ func (d *Disk) writeTemp(data []byte) (string, error) {
 // the name, so no object is ever partial.
 func (d *Disk) PutFile(_ context.Context, key, name string) error {
 	defer os.Remove(name)
-	if _, err := d.file(key); err != nil {
+	dst, err := d.file(key)
+	if err != nil {
 		return err
 	}
 	if err := syncFile(name); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	return d.link(key, name)
+	return link(key, dst, name)
 }
 
-// link gives the synced file name its object's name, key. The object's
-// directory is made only when the first link finds it missing: most
-// objects go where a directory exists, and a MkdirAll per object would be
-// a system call per path element.
-func (d *Disk) link(key, name string) error {
-	dst, err := d.file(key)
-	if err != nil {
-		return err
-	}
-	err = os.Link(name, dst)
+// link gives the synced file name the name dst of the object at key. The
+// object's directory is made only when the first link finds it missing:
+// most objects go where a directory exists, and a MkdirAll per object
+// would be a system call per path element.
+func link(key, dst, name string) error {
+	err := os.Link(name, dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fmt.Errorf("store: %w", missing(key, err))
