@@ -624,7 +624,8 @@ func (f *Fetcher) blob(ctx context.Context, r *gitRepo, object string, limit int
 // takes the files of `git archive` (here as tar, which holds the same
 // files as the zip format the go command reads, uncompressed), without
 // the directory prefix, adds license as LICENSE when addLicense is set
-// and the directory has none, and lets golang.org/x/mod/zip choose and check the files.
+// and the directory has none, lets golang.org/x/mod/zip choose and check
+// the files, and writes the zip with createZip.
 func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir string, mv module.Version, addLicense bool, license []byte, zipName string) (string, error) {
 	spool, err := os.CreateTemp(f.gitRoot, "archive-*.tar")
 	if err != nil {
@@ -700,8 +701,10 @@ func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir str
 	}
 	zipPrefix := mv.Path + "@" + mv.Version + "/"
 	names := make([]string, len(checked.Valid))
+	valid := make([]modzip.File, len(checked.Valid))
 	for i, p := range checked.Valid {
 		names[i] = zipPrefix + p
+		valid[i] = byName[p]
 	}
 	var sum string
 	var g errgroup.Group
@@ -712,7 +715,7 @@ func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir str
 		})
 		return err
 	})
-	if err := modzip.Create(tmp, mv, files); err != nil {
+	if err := createZip(tmp, mv, valid); err != nil {
 		g.Wait()
 		return "", fmt.Errorf("%w: %v", errNotTagged, err)
 	}
@@ -728,7 +731,7 @@ func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir str
 	return sum, nil
 }
 
-// tarFile is a file of the archive for modzip.Create.
+// tarFile is a file of the archive, for modzip.CheckFiles and createZip.
 type tarFile struct {
 	name string
 	info fs.FileInfo
