@@ -74,6 +74,7 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
 
+	"github.com/agora-mirror/agora/internal/gosum"
 	"github.com/agora-mirror/agora/internal/meta"
 )
 
@@ -447,9 +448,7 @@ func (w *writer) version(c config, j job, dir, vers string, verIndex int) (int64
 	if err != nil {
 		return 0, err
 	}
-	modHash, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(gomod)), nil
-	})
+	modHash, err := gosum.ModHash(gomod)
 	if err != nil {
 		return 0, err
 	}

@@ -27,6 +27,8 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/agora-mirror/agora/internal/gosum"
 )
 
 // Size limits of the go command (cmd/go/internal/modfetch/codehost) that
@@ -305,7 +307,11 @@ func (f *Fetcher) buildTagged(ctx context.Context, r *gitRepo, o gitOrigin, path
 			return nil, err
 		}
 	}
-	m.Sum, m.GoModSum = sum, goModSum(gomod)
+	modSum, err := gosum.ModHash(gomod)
+	if err != nil {
+		return nil, err
+	}
+	m.Sum, m.GoModSum = sum, modSum
 	return m, nil
 }
 
@@ -352,7 +358,11 @@ func (m *Module) complete(base, commit string) bool {
 			return false
 		}
 	}
-	m.Sum, m.GoModSum = strings.TrimSpace(string(sum)), goModSum(gomod)
+	modSum, err := gosum.ModHash(gomod)
+	if err != nil {
+		return false
+	}
+	m.Sum, m.GoModSum = strings.TrimSpace(string(sum)), modSum
 	return true
 }
 
@@ -422,17 +432,6 @@ func (f *Fetcher) goCached(path, vers string) *Module {
 		return nil
 	}
 	return m
-}
-
-// goModSum is the go.sum hash of a go.mod file.
-func goModSum(gomod []byte) string {
-	h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(gomod)), nil
-	})
-	if err != nil {
-		return ""
-	}
-	return h
 }
 
 // goModGo returns the go directive of a go.mod file, or "": the first

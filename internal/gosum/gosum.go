@@ -1,13 +1,17 @@
-// Package gosum reads go.sum files: which module versions they list.
+// Package gosum reads go.sum files (which module versions they list) and
+// computes the hash a go.sum line records for a go.mod file.
 package gosum
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
 )
 
 // Line is one line of a go.sum file: a module version, and whether the
@@ -44,4 +48,13 @@ func Read(name string) ([]Line, error) {
 		lines = append(lines, Line{Version: module.Version{Path: fields[0], Version: vers}, GoMod: goMod})
 	}
 	return lines, sc.Err()
+}
+
+// ModHash returns the hash of a go.mod file's content as a go.sum line
+// records it ("<path> <version>/go.mod h1:..."), and as the checksum
+// database gives it: dirhash.Hash1 of one file named "go.mod".
+func ModHash(data []byte) (string, error) {
+	return dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
 }

@@ -1,6 +1,9 @@
 package gosum
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,5 +29,18 @@ func TestRead(t *testing.T) {
 		if _, err := Read(name); err == nil {
 			t.Errorf("Read accepted %q", bad)
 		}
+	}
+}
+
+// TestModHash checks ModHash against the h1: format written out: the
+// SHA-256 of the line "<hex SHA-256 of the file>  go.mod\n", in base64.
+func TestModHash(t *testing.T) {
+	data := []byte("module example.com/a\n\ngo 1.21\n")
+	file := sha256.Sum256(data)
+	summary := sha256.Sum256([]byte(hex.EncodeToString(file[:]) + "  go.mod\n"))
+	want := "h1:" + base64.StdEncoding.EncodeToString(summary[:])
+	got, err := ModHash(data)
+	if err != nil || got != want {
+		t.Errorf("ModHash = %q, %v; want %q", got, err, want)
 	}
 }

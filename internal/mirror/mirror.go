@@ -36,9 +36,9 @@ import (
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
-	"golang.org/x/mod/sumdb/dirhash"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/agora-mirror/agora/internal/gosum"
 	"github.com/agora-mirror/agora/internal/meta"
 	"github.com/agora-mirror/agora/internal/store"
 	"github.com/agora-mirror/agora/internal/sumdb"
@@ -616,17 +616,10 @@ func (m *Mirror) refused(err error) error {
 	return err
 }
 
-// modHash returns the go.sum hash of a go.mod file's content.
-func modHash(data []byte) (string, error) {
-	return dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
-		return io.NopCloser(strings.NewReader(string(data))), nil
-	})
-}
-
 // checkMod checks a go.mod against the checksum database or, for modules
 // exempt from it, checks that it declares the module it claims to be.
 func (m *Mirror) checkMod(ctx context.Context, rt Route, path, vers string, data []byte, src string) error {
-	h, err := modHash(data)
+	h, err := gosum.ModHash(data)
 	if err != nil {
 		return err
 	}
@@ -691,7 +684,7 @@ func (m *Mirror) fillZip(ctx context.Context, path, vers string, modData []byte)
 	if err := f.Close(); err != nil {
 		return err
 	}
-	modH, err := modHash(modData)
+	modH, err := gosum.ModHash(modData)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
+
+	"github.com/agora-mirror/agora/internal/gosum"
 )
 
 // inspectZip checks what x/mod/zip.CheckZip leaves alone: every entry
@@ -67,7 +69,7 @@ func CheckFiles(path, vers string, info, mod []byte, zipName string) (zipHash, m
 		}
 	}
 	if mod != nil {
-		if modH, err = modHash(mod); err != nil {
+		if modH, err = gosum.ModHash(mod); err != nil {
 			return "", "", bad("mod", err.Error())
 		}
 	}

@@ -28,6 +28,8 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
 	modzip "golang.org/x/mod/zip"
+
+	"github.com/agora-mirror/agora/internal/gosum"
 )
 
 // DefaultTime is the timestamp reported in .info for a [Module] whose Time
@@ -137,9 +139,7 @@ func Build(m Module) (*Built, error) {
 	} else {
 		b.Mod = []byte("module " + modfile.AutoQuote(m.Path) + "\n")
 	}
-	b.ModHash, err = dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(b.Mod)), nil
-	})
+	b.ModHash, err = gosum.ModHash(b.Mod)
 	if err != nil {
 		return nil, err
 	}
