@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,6 +247,9 @@ func testMeta(t *testing.T, newDB opener) {
 		if len(vs) != 2 || vs[0].Version != "v1.1.0" {
 			t.Errorf("Versions after pruning v1.0.0 = %+v", vs)
 		}
+		if held, err := db.HeldVersions(ctx, "example.com/p"); err != nil || !slices.Equal(held, []string{"v1.1.0", "v1.2.0"}) {
+			t.Errorf("HeldVersions after pruning v1.0.0 = %v, %v; want v1.1.0 v1.2.0", held, err)
+		}
 		if after, _ := db.Index(ctx, time.Time{}, 10); len(after) != 3 || after[0] != idx[0] {
 			t.Errorf("the index lost a pruned version's entry: %+v", after)
 		}
@@ -259,6 +263,12 @@ func testMeta(t *testing.T, newDB opener) {
 		}
 		if vs, _ := db.Versions(ctx, "example.com/p"); len(vs) != 3 {
 			t.Errorf("Versions after re-adding = %+v", vs)
+		}
+		if held, _ := db.HeldVersions(ctx, "example.com/p"); !slices.Equal(held, []string{"v1.0.0", "v1.1.0", "v1.2.0"}) {
+			t.Errorf("HeldVersions after re-adding = %v", held)
+		}
+		if held, err := db.HeldVersions(ctx, "example.com/none"); err != nil || len(held) != 0 {
+			t.Errorf("HeldVersions of an unknown module = %v, %v", held, err)
 		}
 	})
 

@@ -13,7 +13,7 @@ import (
 func (d *DB) State(ctx context.Context, key string) ([]byte, time.Time, error) {
 	var value string
 	var updated int64
-	err := d.db.QueryRowContext(ctx, d.q(`SELECT value, updated FROM state WHERE key = ?`), key).Scan(&value, &updated)
+	err := d.queryRow(ctx, `SELECT value, updated FROM state WHERE key = ?`, key).Scan(&value, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, time.Time{}, ErrNotFound
 	}

@@ -71,12 +71,12 @@ func scanToken(row scanner) (Token, error) {
 // TokenByHash returns the token in force with the given hash, or
 // ErrNotFound.
 func (d *DB) TokenByHash(ctx context.Context, hash string) (Token, error) {
-	return scanToken(d.db.QueryRowContext(ctx, d.q(`SELECT name, hash, patterns, created, revoked FROM tokens WHERE hash = ? AND revoked = 0`), hash))
+	return scanToken(d.queryRow(ctx, `SELECT name, hash, patterns, created, revoked FROM tokens WHERE hash = ? AND revoked = 0`, hash))
 }
 
 // Tokens returns every token, revoked ones included, by name.
 func (d *DB) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT name, hash, patterns, created, revoked FROM tokens ORDER BY name`)
+	rows, err := d.query(ctx, `SELECT name, hash, patterns, created, revoked FROM tokens ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("meta: %w", err)
 	}

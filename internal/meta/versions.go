@@ -127,13 +127,35 @@ func scanVersions(rows *sql.Rows, err error) ([]Version, error) {
 
 // Version returns the record of path@version, or ErrNotFound.
 func (d *DB) Version(ctx context.Context, path, version string) (Version, error) {
-	return scanVersion(d.db.QueryRowContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? AND version = ?`), path, version))
+	return scanVersion(d.queryRow(ctx, `SELECT `+versionCols+` FROM versions WHERE path = ? AND version = ?`, path, version))
 }
 
 // Versions returns the versions of path held (not pruned), in the order
 // they were added.
 func (d *DB) Versions(ctx context.Context, path string) ([]Version, error) {
-	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE path = ? AND pruned = 0 ORDER BY added`), path))
+	return scanVersions(d.query(ctx, `SELECT `+versionCols+` FROM versions WHERE path = ? AND pruned = 0 ORDER BY added`, path))
+}
+
+// HeldVersions returns the versions of path held (not pruned), in
+// version string order: Versions without the records, for version lists.
+func (d *DB) HeldVersions(ctx context.Context, path string) ([]string, error) {
+	rows, err := d.query(ctx, `SELECT version FROM versions WHERE path = ? AND pruned = 0 ORDER BY version`, path)
+	if err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	defer rows.Close()
+	var vs []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("meta: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	return vs, nil
 }
 
 // Use is a version requested at a time.
@@ -170,8 +192,8 @@ func (d *DB) Touch(ctx context.Context, uses []Use) error {
 // since before, oldest first.
 func (d *DB) Unused(ctx context.Context, before time.Time) ([]Version, error) {
 	b := before.UnixMicro()
-	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions
-		WHERE pruned = 0 AND added < ? AND last_used < ? ORDER BY added`), b, b))
+	return scanVersions(d.query(ctx, `SELECT `+versionCols+` FROM versions
+		WHERE pruned = 0 AND added < ? AND last_used < ? ORDER BY added`, b, b))
 }
 
 // MarkPruned records that a version's files were removed: it is no longer
@@ -215,7 +237,7 @@ func EachIndexed(ctx context.Context, idx Indexer, since time.Time, fn func(Vers
 // Index returns up to limit versions added at or after since, oldest
 // first.
 func (d *DB) Index(ctx context.Context, since time.Time, limit int) ([]Version, error) {
-	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE added >= ? ORDER BY added LIMIT ?`), since.UnixMicro(), limit))
+	return scanVersions(d.query(ctx, `SELECT `+versionCols+` FROM versions WHERE added >= ? ORDER BY added LIMIT ?`, since.UnixMicro(), limit))
 }
 
 // Module is a module in the catalog: its path and the versions held.
@@ -234,9 +256,9 @@ func (d *DB) Modules(ctx context.Context, after, match string, limit int) ([]Mod
 		args = append(args, "%"+likeEscape(strings.ToLower(match))+"%")
 	}
 	args = append(args, limit)
-	vs, err := scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions WHERE pruned = 0 AND path IN (
+	vs, err := scanVersions(d.query(ctx, `SELECT `+versionCols+` FROM versions WHERE pruned = 0 AND path IN (
 		SELECT DISTINCT path FROM versions WHERE `+cond+` ORDER BY path LIMIT ?
-	) ORDER BY path, added`), args...))
+	) ORDER BY path, added`, args...))
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +286,7 @@ type Totals struct {
 // their zips.
 func (d *DB) Totals(ctx context.Context) (Totals, error) {
 	var t Totals
-	err := d.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT path), COUNT(*), COALESCE(SUM(size), 0) FROM versions WHERE pruned = 0`).Scan(&t.Modules, &t.Versions, &t.Bytes)
+	err := d.queryRow(ctx, `SELECT COUNT(DISTINCT path), COUNT(*), COALESCE(SUM(size), 0) FROM versions WHERE pruned = 0`).Scan(&t.Modules, &t.Versions, &t.Bytes)
 	if err != nil {
 		return Totals{}, fmt.Errorf("meta: %w", err)
 	}
@@ -274,5 +296,5 @@ func (d *DB) Totals(ctx context.Context) (Totals, error) {
 // Recent returns the n versions added last, newest first (pruned ones
 // included: it is the index's history).
 func (d *DB) Recent(ctx context.Context, n int) ([]Version, error) {
-	return scanVersions(d.db.QueryContext(ctx, d.q(`SELECT `+versionCols+` FROM versions ORDER BY added DESC LIMIT ?`), n))
+	return scanVersions(d.query(ctx, `SELECT `+versionCols+` FROM versions ORDER BY added DESC LIMIT ?`, n))
 }

@@ -205,15 +205,15 @@ func (m *Mirror) upstreamList(ctx context.Context, src Source, path string) (*li
 // held returns the versions held (recorded in the catalog), tagged and
 // pseudo.
 func (m *Mirror) held(ctx context.Context, path string) (tagged, pseudo []string, err error) {
-	recs, err := m.cat.Versions(ctx, path)
+	vs, err := m.cat.HeldVersions(ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, r := range recs {
-		if module.IsPseudoVersion(r.Version) {
-			pseudo = append(pseudo, r.Version)
+	for _, v := range vs {
+		if module.IsPseudoVersion(v) {
+			pseudo = append(pseudo, v)
 		} else {
-			tagged = append(tagged, r.Version)
+			tagged = append(tagged, v)
 		}
 	}
 	return tagged, pseudo, nil

@@ -92,8 +92,8 @@ type Verifier interface {
 type Catalog interface {
 	// AddVersion records a version whose files are all stored.
 	AddVersion(ctx context.Context, v meta.Version) (meta.Version, bool, error)
-	// Versions returns the versions of a module recorded.
-	Versions(ctx context.Context, path string) ([]meta.Version, error)
+	// HeldVersions returns the versions of a module held.
+	HeldVersions(ctx context.Context, path string) ([]string, error)
 	// State returns a state value and when it was written, or
 	// meta.ErrNotFound.
 	State(ctx context.Context, key string) ([]byte, time.Time, error)
