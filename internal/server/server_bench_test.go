@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/agora-mirror/agora/internal/meta"
 	"github.com/agora-mirror/agora/internal/mirror"
 	"github.com/agora-mirror/agora/internal/modtest"
 	"github.com/agora-mirror/agora/internal/protocol"
@@ -14,7 +16,7 @@ import (
 )
 
 // newBenchHandler returns a handler over a disk store that already holds
-// example.com/bench@v1.0.0, with no upstream.
+// github.com/Bench/Mark@v1.0.0, recorded in its catalog, with no upstream.
 func newBenchHandler(b *testing.B) (*Handler, *modtest.Built) {
 	dir := b.TempDir()
 	m := modtest.MustBuild(b, modtest.Module{Path: "github.com/Bench/Mark", Version: "v1.0.0",
@@ -26,7 +28,12 @@ func newBenchHandler(b *testing.B) (*Handler, *modtest.Built) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mi := mirror.New(mirror.Options{Store: st, Catalog: modtest.Meta(b)})
+	cat := modtest.Meta(b)
+	if _, _, err := cat.AddVersion(context.Background(), meta.Version{Path: m.Path, Version: m.Version,
+		ZipHash: m.ZipHash, ModHash: m.ModHash, Size: int64(len(m.Zip)), Origin: "bench", Verification: meta.Pinned}); err != nil {
+		b.Fatal(err)
+	}
+	mi := mirror.New(mirror.Options{Store: st, Catalog: cat})
 	return New(Options{Mirror: mi, Logger: slog.New(slog.DiscardHandler)}), m
 }
 
