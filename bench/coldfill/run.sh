@@ -35,6 +35,12 @@
 # in the others, is held that long first, as a round trip to a remote
 # module proxy would hold it. Empty (the default): no delay.
 #
+# BASE_REV=<git revision> also builds Agora from that revision (git archive
+# into OUT/base-src) and runs it in every round right after this tree's,
+# with the same settings: a cold run varies by more than a change may gain
+# from one run to the next on a shared machine, so changes are compared
+# within rounds. The table then has a row per build and setting.
+#
 # Each round's Agora gets a new data directory, and all of them are removed
 # only after the last round: removing thousands of files just before a run
 # makes ext4's inode allocator skip the recently freed inodes one by one
@@ -53,6 +59,7 @@ PORT_DELAY=${PORT_DELAY:-18189}
 DELAY=${DELAY:-}
 AHEAD=${AHEAD:-off mod zip}
 AGORA_FLAGS=${AGORA_FLAGS:-}
+BASE_REV=${BASE_REV:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
@@ -73,6 +80,14 @@ cleanup() {
 trap cleanup EXIT
 
 (cd "$root" && go build -o "$OUT/agora" ./cmd/agora)
+builds=agora
+if [ -n "$BASE_REV" ]; then
+	mkdir -p "$OUT/base-src"
+	git -C "$root" archive "$BASE_REV" | tar -x -C "$OUT/base-src"
+	(cd "$OUT/base-src" && go build -o "$OUT/agora-base" ./cmd/agora)
+	builds="agora agora-base"
+	echo "agora-base: $(git -C "$root" rev-parse --short "$BASE_REV") ($BASE_REV)"
+fi
 (cd "$root" && go run ./bench/genstore -dir "$OUT/store" -modules "$MODULES" -versions "$VERSIONS" \
 	-zipsize "$ZIPSIZE" -deps "$DEPS" -meta=false -project "$OUT/project" 2>&1 | tail -n 1)
 
@@ -115,17 +130,19 @@ echo "the graph: $n module zips downloaded by go mod download all"
 for r in $(seq "$ROUNDS"); do
 	d=$(seconds download "$upstream")
 	for mode in $AHEAD; do
-		# shellcheck disable=SC2086
-		"$OUT/agora" serve --listen "127.0.0.1:$PORT_AGORA" --data-dir "$OUT/agora-data.$r.$mode" \
-			--upstream "$upstream" --sumdb off --log-level warn --fill-ahead "$mode" $AGORA_FLAGS 2>"$OUT/agora.$r.$mode.log" &
-		agora_pid=$!
-		wait_http "http://127.0.0.1:$PORT_AGORA/readyz"
-		c=$(seconds download "http://127.0.0.1:$PORT_AGORA")
-		w=$(seconds download "http://127.0.0.1:$PORT_AGORA")
-		kill "$agora_pid"
-		wait "$agora_pid" 2>/dev/null || true
-		agora_pid=
-		printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$d" "$c" "$w" | tee -a "$OUT/results.tsv"
+		for bin in $builds; do
+			# shellcheck disable=SC2086
+			"$OUT/$bin" serve --listen "127.0.0.1:$PORT_AGORA" --data-dir "$OUT/agora-data.$r.$mode.$bin" \
+				--upstream "$upstream" --sumdb off --log-level warn --fill-ahead "$mode" $AGORA_FLAGS 2>"$OUT/$bin.$r.$mode.log" &
+			agora_pid=$!
+			wait_http "http://127.0.0.1:$PORT_AGORA/readyz"
+			c=$(seconds download "http://127.0.0.1:$PORT_AGORA")
+			w=$(seconds download "http://127.0.0.1:$PORT_AGORA")
+			kill "$agora_pid"
+			wait "$agora_pid" 2>/dev/null || true
+			agora_pid=
+			printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$bin" "$d" "$c" "$w" | tee -a "$OUT/results.tsv"
+		done
 	done
 done
 
@@ -133,10 +150,14 @@ done
 	echo "| go mod download all, $n modules${DELAY:+, upstream $DELAY away}; median of $ROUNDS rounds | direct | through Agora, cold | through Agora, warm |"
 	echo "|---|---:|---:|---:|"
 	for mode in $AHEAD; do
-		md=$(awk -v m="$mode" '$2 == m {print $3}' "$OUT/results.tsv" | median)
-		mc=$(awk -v m="$mode" '$2 == m {print $4}' "$OUT/results.tsv" | median)
-		mw=$(awk -v m="$mode" '$2 == m {print $5}' "$OUT/results.tsv" | median)
-		printf '| fill_ahead = %s | %.2f s | %.2f s (**%.2fx**, goal 1.2x) | %.2f s (**%.2fx**, goal 0.9x) |\n' \
-			"$mode" "$md" "$mc" "$(echo "$mc / $md" | bc -l)" "$mw" "$(echo "$mw / $md" | bc -l)"
+		for bin in $builds; do
+			md=$(awk -v m="$mode" -v b="$bin" '$2 == m && $3 == b {print $4}' "$OUT/results.tsv" | median)
+			mc=$(awk -v m="$mode" -v b="$bin" '$2 == m && $3 == b {print $5}' "$OUT/results.tsv" | median)
+			mw=$(awk -v m="$mode" -v b="$bin" '$2 == m && $3 == b {print $6}' "$OUT/results.tsv" | median)
+			label="fill_ahead = $mode"
+			[ "$bin" = agora-base ] && label+=" (base $BASE_REV)"
+			printf '| %s | %.2f s | %.2f s (**%.2fx**, goal 1.2x) | %.2f s (**%.2fx**, goal 0.9x) |\n' \
+				"$label" "$md" "$mc" "$(echo "$mc / $md" | bc -l)" "$mw" "$(echo "$mw / $md" | bc -l)"
+		done
 	done
 } | tee "$OUT/summary.md"
