@@ -2,6 +2,7 @@ package direct
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,5 +141,50 @@ func BenchmarkCreateZip(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// countedFile is a memFile that counts its open readers in *open, and
+// fails to open when broken.
+type countedFile struct {
+	memFile
+	open   *atomic.Int32
+	broken bool
+}
+
+func (f countedFile) Open() (io.ReadCloser, error) {
+	if f.broken {
+		return nil, errors.New("cannot open")
+	}
+	f.open.Add(1)
+	return countedReader{Reader: bytes.NewReader(f.data), open: f.open}, nil
+}
+
+type countedReader struct {
+	io.Reader
+	open *atomic.Int32
+}
+
+func (r countedReader) Close() error { r.open.Add(-1); return nil }
+
+// TestCreateZipStopsReadingOnError checks that when createZip fails, no
+// file of the zip is still being read once it has returned: the caller
+// closes and removes the files next.
+func TestCreateZipStopsReadingOnError(t *testing.T) {
+	mv := module.Version{Path: "example.com/zipped", Version: "v1.0.0"}
+	var open atomic.Int32
+	data := bytes.Repeat([]byte("package p // some text to deflate\n"), 6000)
+	var files []modzip.File
+	for i := range 60 {
+		files = append(files, countedFile{memFile: memFile{name: fmt.Sprintf("f%d.go", i), data: data, size: int64(len(data))},
+			open: &open, broken: i == 2})
+	}
+	for range 20 {
+		if err := createZip(io.Discard, mv, files); err == nil {
+			t.Fatal("createZip succeeded with a file that cannot be opened")
+		}
+		if n := open.Load(); n != 0 {
+			t.Fatalf("createZip returned with %d files still open", n)
+		}
 	}
 }
