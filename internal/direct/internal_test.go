@@ -297,3 +297,38 @@ func TestRepoProbe(t *testing.T) {
 		t.Errorf("repoKind through a dead proxy = %v, want Network", got)
 	}
 }
+
+// TestCleanGitRoot checks what cleanGitRoot removes at start: lock files
+// and spooled archives, and not the clones' objects (nor their directory,
+// which it does not walk).
+func TestCleanGitRoot(t *testing.T) {
+	root := t.TempDir()
+	clone := filepath.Join(root, "0123abcd")
+	write := func(rel string) string {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	removed := []string{write("0123abcd/shallow.lock"), write("0123abcd/refs/tags/v1.0.0.lock"), write("archive-42.tar")}
+	kept := []string{write("0123abcd/objects/ab/cdef0123"), write("0123abcd/objects/info/x.lock"),
+		write("0123abcd/refs/tags/v1.0.0"), write("0123abcd/archive-notspool")}
+	cleanGitRoot(root)
+	for _, p := range removed {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s is still there (err %v)", p, err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(clone); err != nil {
+		t.Fatal(err)
+	}
+}

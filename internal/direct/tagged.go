@@ -476,9 +476,15 @@ func (f *Fetcher) goVersion(ctx context.Context) (string, error) {
 // cleanGitRoot removes what git and the tagged path leave behind when
 // the process dies mid-command (lock files that would make every later
 // git command in that clone fail, spooled archives): no git process of
-// the Fetcher runs yet when New calls it.
+// the Fetcher runs yet when New calls it. A clone's objects directory,
+// which grows with every fetch (small fetches are unpacked into loose
+// objects), is not walked: the commands the tagged path runs lock refs,
+// shallow and config, outside it.
 func cleanGitRoot(root string) {
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "objects" && filepath.Dir(filepath.Dir(p)) == root {
+			return fs.SkipDir
+		}
 		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".lock") ||
 			filepath.Dir(p) == root && strings.HasPrefix(d.Name(), "archive-")) {
 			os.Remove(p)
