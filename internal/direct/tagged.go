@@ -698,7 +698,7 @@ func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir str
 	// once: the hash covers the files x/mod/zip keeps, named as in the zip.
 	checked, err := modzip.CheckFiles(files)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errNotTagged, err)
+		return "", fmt.Errorf("%w: %w", errNotTagged, err)
 	}
 	byName := make(map[string]modzip.File, len(files))
 	for _, f := range files {
@@ -722,7 +722,7 @@ func (f *Fetcher) archiveZip(ctx context.Context, r *gitRepo, commit, subdir str
 	})
 	if err := createZip(tmp, mv, valid); err != nil {
 		g.Wait()
-		return "", fmt.Errorf("%w: %v", errNotTagged, err)
+		return "", fmt.Errorf("%w: %w", errNotTagged, err)
 	}
 	if err := g.Wait(); err != nil {
 		return "", err
