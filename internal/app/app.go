@@ -274,6 +274,7 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*direct.Fetcher, error) {
 		SSHKey:        cfg.SSHKey,
 		SSHKnownHosts: cfg.SSHKnownHosts,
 		GitSSHCommand: cfg.GitSSHCommand,
+		GitConfig:     cfg.GitConfig,
 		MaxConcurrent: cfg.DirectConcurrency,
 		Timeout:       cfg.DirectTimeout,
 		Logger:        log,

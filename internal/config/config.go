@@ -61,6 +61,7 @@ type Config struct {
 	SSHKey            string            // private key file for ssh git URLs
 	SSHKnownHosts     string            // known_hosts file for ssh git URLs
 	GitSSHCommand     string            // replaces the ssh command for git entirely
+	GitConfig         string            // git configuration file included by every git run for version control
 	DirectDir         string            // where the shared module and VCS cache of direct fetches lives
 	DirectConcurrency int               // bound on concurrent direct fetches
 	DirectTimeout     time.Duration     // bound on one direct fetch
@@ -214,6 +215,8 @@ var settings = func() []setting {
 	add("ssh_known_hosts", "known_hosts file for ssh version control URLs", set, get)
 	set, get = str(func(c *Config) *string { return &c.GitSSHCommand })
 	add("git_ssh_command", "ssh command for git (replaces ssh_key and ssh_known_hosts)", set, get)
+	set, get = str(func(c *Config) *string { return &c.GitConfig })
+	add("git_config", "git configuration file read by every git run for version control (url.<base>.insteadOf rewrites, such as ssh for a host)", set, get)
 	set, get = str(func(c *Config) *string { return &c.DirectDir })
 	add("direct_dir", "directory of the shared module and VCS cache for fetches from version control (default: <data_dir>/direct)", set, get)
 	add("direct_concurrency", "bound on concurrent fetches from version control",

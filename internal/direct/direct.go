@@ -26,6 +26,7 @@
 package direct
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,7 +92,9 @@ type Options struct {
 	// A host that needs a particular user name (Bitbucket's x-token-auth,
 	// GitLab's oauth2 for OAuth tokens) is configured through Netrc.
 	Tokens map[string]string
-	// SSHKey is a private key file used for ssh:// and scp-style URLs.
+	// SSHKey is a private key file used for ssh:// and scp-style URLs. A
+	// relative name is taken from the working directory of [New]'s caller,
+	// as are SSHKnownHosts and GitConfig.
 	SSHKey string
 	// SSHKnownHosts is the known_hosts file for ssh; hosts not in it are
 	// refused. Empty means ssh's own defaults. (ssh finds ~/.ssh through
@@ -101,6 +104,12 @@ type Options struct {
 	// GitSSHCommand replaces the ssh command git runs (GIT_SSH_COMMAND)
 	// entirely; SSHKey and SSHKnownHosts are then ignored.
 	GitSSHCommand string
+	// GitConfig is a git configuration file that the private global
+	// configuration includes, so every git the Fetcher runs reads it, as
+	// it is at that moment: url.<base>.insteadOf rewrites (a host's
+	// repositories fetched over ssh instead of HTTPS, or through a
+	// company's Git front end), http.<url>.* settings. "" means none.
+	GitConfig string
 	// MaxConcurrent bounds the go processes running at once; 0 means
 	// DefaultMaxConcurrent.
 	MaxConcurrent int
@@ -211,6 +220,26 @@ func New(o Options) (*Fetcher, error) {
 		return nil, fmt.Errorf("direct: Options.Dir %s is inside a module or workspace (%s); the go command would use it", o.Dir, f)
 	}
 
+	// ssh and git read these files from the go process's working
+	// directory, not ours: name them absolutely, and fail now rather than
+	// at each fetch.
+	for _, f := range []struct {
+		name string
+		p    *string
+	}{{"SSHKey", &o.SSHKey}, {"SSHKnownHosts", &o.SSHKnownHosts}, {"GitConfig", &o.GitConfig}} {
+		if *f.p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*f.p)
+		if err == nil {
+			err = readable(abs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("direct: Options.%s: %w", f.name, err)
+		}
+		*f.p = abs
+	}
+
 	h, err := writeHome(home, o)
 	if err != nil {
 		return nil, fmt.Errorf("direct: %w", err)
@@ -283,7 +312,28 @@ func New(o Options) (*Fetcher, error) {
 		taggedRoot: taggedRoot,
 	}
 	f.probe = newProber(envMap(env), o.Insecure, h.creds)
+	if o.GitConfig != "" {
+		f.probe.rewrite = f.gitURL
+	}
 	return f, nil
+}
+
+// gitURL returns the URL git fetches when given url: url after the
+// url.<base>.insteadOf rules of Options.GitConfig, or url itself when git
+// cannot say.
+func (f *Fetcher) gitURL(ctx context.Context, url string) string {
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--get-url", url)
+	cmd.Dir = f.workRoot
+	cmd.Env = f.env
+	cmd.Stdout = &out
+	if err := f.execute(ctx, cmd, "git ls-remote", ""); err != nil {
+		return url
+	}
+	if u := strings.TrimSpace(out.String()); u != "" {
+		return u
+	}
+	return url
 }
 
 // moduleFileAbove returns a go.mod or go.work file in dir or one of its

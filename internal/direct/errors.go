@@ -36,8 +36,8 @@ var (
 // 410 (from info/refs, or from a go-get page without a meta tag) means
 // NotFound, 401 or 403 Auth, a connection failure Network, and anything
 // else Failed: a repository that answers normally, an ssh or non-git
-// repository (not probed), or a plain-http one on a host not in
-// Insecure.
+// repository (not probed; so is one that Options.GitConfig rewrites to an
+// ssh URL), or a plain-http one on a host not in Insecure.
 //
 // Hosting services that hide private repositories answer 401 for a
 // repository that does not exist when no credentials are sent, so such a

@@ -30,8 +30,9 @@ type home struct {
 }
 
 // writeHome fills the private HOME: the telemetry mode "off" (otherwise
-// the go command starts a child that outlives it), .gitconfig, and .netrc
-// (mode 0600) with the Tokens' entries followed by the Netrc file's.
+// the go command starts a child that outlives it), .gitconfig (including
+// o.GitConfig, an absolute name, if set), and .netrc (mode 0600) with the
+// Tokens' entries followed by the Netrc file's.
 func writeHome(dir string, o Options) (*home, error) {
 	modeDir := filepath.Join(dir, ".config", "go", "telemetry")
 	if err := os.MkdirAll(modeDir, 0o700); err != nil {
@@ -41,7 +42,16 @@ func writeHome(dir string, o Options) (*home, error) {
 		return nil, err
 	}
 	h := &home{netrc: filepath.Join(dir, ".netrc"), gitconfig: filepath.Join(dir, ".gitconfig")}
-	if err := writeFileAtomic(h.gitconfig, []byte(gitconfig), 0o600); err != nil {
+	config := gitconfig
+	if o.GitConfig != "" {
+		if strings.ContainsAny(o.GitConfig, "\n\x00") {
+			return nil, fmt.Errorf("Options.GitConfig %q: a git configuration cannot name it", o.GitConfig)
+		}
+		// Included first: for a setting made twice the last one wins, and
+		// ours keep git's children in the go process's group.
+		config = "[include]\n\tpath = " + gitQuote(o.GitConfig) + "\n" + config
+	}
+	if err := writeFileAtomic(h.gitconfig, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
 
@@ -78,6 +88,25 @@ func writeHome(dir string, o Options) (*home, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// gitQuote quotes s as a git configuration value.
+func gitQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// readable reports why the regular file name cannot be read, or nil.
+func readable(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", name)
+	}
+	return err
 }
 
 // netrcWord reports whether s can be one word of a netrc file.

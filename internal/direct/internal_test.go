@@ -298,6 +298,74 @@ func TestRepoProbe(t *testing.T) {
 	}
 }
 
+// TestGitConfigAndKeyFiles checks Options.GitConfig (included by the
+// private configuration, so git applies its rewrites, and the probe does
+// not probe over HTTP what git fetches over ssh) and the file options:
+// relative names made absolute, unreadable ones refused by New.
+func TestGitConfigAndKeyFiles(t *testing.T) {
+	// A directory name that git's configuration syntax must quote.
+	dir := filepath.Join(t.TempDir(), `odd "dir" \ name`)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{
+		"gitconfig":   "[url \"ssh://git@h.test/\"]\n\tinsteadOf = http://h.test/\n",
+		"key":         "not really a key\n",
+		"known_hosts": "",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	f, err := New(Options{Dir: filepath.Join(dir, "state"), GitConfig: "gitconfig", SSHKey: "key", SSHKnownHosts: "known_hosts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if got := f.gitURL(ctx, "http://h.test/lib.git"); got != "ssh://git@h.test/lib.git" {
+		t.Errorf("gitURL through the included configuration = %q, want the ssh URL", got)
+	}
+	if got := f.gitURL(ctx, "https://other.test/lib.git"); got != "https://other.test/lib.git" {
+		t.Errorf("gitURL of a URL no rule names = %q", got)
+	}
+	ssh := envMap(f.env)["GIT_SSH_COMMAND"]
+	for _, name := range []string{"key", "known_hosts"} {
+		if !strings.Contains(ssh, shellQuote(filepath.Join(dir, name))) && !strings.Contains(ssh, shellQuote("UserKnownHostsFile="+filepath.Join(dir, name))) {
+			t.Errorf("GIT_SSH_COMMAND %q does not name %s absolutely", ssh, name)
+		}
+	}
+
+	// The probe: the go-get page names an HTTP repository that answers
+	// 404, but git fetches it over ssh, so that 404 says nothing.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("go-get") == "1" {
+			w.Write([]byte(`<meta name="go-import" content="h.test/lib git http://h.test/lib.git">`))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	p := newProber(map[string]string{"HTTP_PROXY": srv.URL}, "h.test", parseNetrc(""))
+	if got := p.repoKind(ctx, "h.test/lib"); got != NotFound {
+		t.Fatalf("repoKind without the rewrite = %v, want NotFound (the control)", got)
+	}
+	p.rewrite = f.gitURL
+	if got := p.repoKind(ctx, "h.test/lib"); got != Failed {
+		t.Errorf("repoKind of a repository git reaches over ssh = %v, want Failed", got)
+	}
+
+	for _, o := range []Options{
+		{Dir: filepath.Join(dir, "s1"), SSHKey: "no-such-key"},
+		{Dir: filepath.Join(dir, "s2"), SSHKnownHosts: "no-such-file"},
+		{Dir: filepath.Join(dir, "s3"), GitConfig: dir},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) accepted a file it cannot read", o)
+		}
+	}
+}
+
 // TestCleanGitRoot checks what cleanGitRoot removes at start: lock files
 // and spooled archives, and not the clones' objects (nor their directory,
 // which it does not walk).

@@ -30,6 +30,10 @@ type prober struct {
 	insecure string
 	creds    *netrc
 	client   *http.Client
+	// rewrite, if set, returns the URL git fetches for a repository URL
+	// (the Fetcher's git configuration may send a host's repositories
+	// over ssh): only what git reaches over HTTP is probed over HTTP.
+	rewrite func(ctx context.Context, url string) string
 }
 
 func newProber(env map[string]string, insecure string, creds *netrc) *prober {
@@ -51,6 +55,9 @@ func (p *prober) repoKind(ctx context.Context, path string) Kind {
 	repo, kind, ok := p.repoURL(ctx, path)
 	if !ok {
 		return kind
+	}
+	if p.rewrite != nil {
+		repo = p.rewrite(ctx, repo)
 	}
 	if strings.HasPrefix(repo, "http://") && !p.isInsecure(path) {
 		// The go command refuses such a repository; credentials are not
