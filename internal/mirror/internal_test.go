@@ -3,12 +3,14 @@ package mirror
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agora-mirror/agora/internal/direct"
 	"github.com/agora-mirror/agora/internal/modtest"
 	"github.com/agora-mirror/agora/internal/store"
 	"github.com/agora-mirror/agora/internal/upstream"
@@ -304,5 +306,31 @@ func TestRequirementsAheadOnlyFromProxies(t *testing.T) {
 	m.requirementsAhead(proxy, "http://127.0.0.1:1", gomod)
 	if n := queued(); n != 1 {
 		t.Errorf("a go.mod from a proxy queued %d versions, want 1", n)
+	}
+}
+
+func TestClassifyDirectErrors(t *testing.T) {
+	for _, c := range []struct {
+		kind                           direct.Kind
+		notFound, timeout, sourceFails bool
+	}{
+		{kind: direct.NotFound, notFound: true},
+		{kind: direct.Timeout, timeout: true},
+		{kind: direct.Auth, sourceFails: true},
+		{kind: direct.Network, sourceFails: true},
+		{kind: direct.Failed, sourceFails: true},
+	} {
+		in := &direct.Error{Op: "download", Module: "git.example/m", Version: "v1.0.0", Kind: c.kind, Detail: "git said so"}
+		err := classify("git.example/m@v1.0.0", fmt.Errorf("fill: %w", in))
+		if errors.Is(err, ErrNotFound) != c.notFound || errors.Is(err, upstream.ErrTimeout) != c.timeout || errors.Is(err, ErrSourceFailed) != c.sourceFails {
+			t.Errorf("%v: classify = %v: not found %v, timeout %v, source failed %v; want %v, %v, %v", c.kind, err,
+				errors.Is(err, ErrNotFound), errors.Is(err, upstream.ErrTimeout), errors.Is(err, ErrSourceFailed), c.notFound, c.timeout, c.sourceFails)
+		}
+		if !strings.Contains(err.Error(), "git said so") {
+			t.Errorf("%v: classify lost the detail: %v", c.kind, err)
+		}
+	}
+	if err := classify("git.example/m", errors.New("open x: permission denied")); errors.Is(err, ErrSourceFailed) {
+		t.Errorf("an error that is not the fetcher's matches ErrSourceFailed: %v", err)
 	}
 }

@@ -63,6 +63,11 @@ var ErrNotFound = upstream.ErrNotFound
 // another module, a malformed zip.
 var ErrBadUpstream = errors.New("invalid content from upstream")
 
+// ErrSourceFailed is matched by errors from version control other than
+// "not found" and timeouts: the repository refused the credentials, could
+// not be reached, or the go command could not make the version from it.
+var ErrSourceFailed = errors.New("version control failed")
+
 // BadContentError describes content refused on ingest.
 type BadContentError struct {
 	Module, Version string

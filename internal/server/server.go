@@ -422,7 +422,7 @@ func status(err error) int {
 	case errors.Is(err, syscall.ENOSPC):
 		return http.StatusInsufficientStorage
 	case errors.Is(err, sumdb.ErrChecksumMismatch), errors.Is(err, mirror.ErrBadUpstream),
-		errors.Is(err, sumdb.ErrNotFound), errors.Is(err, sumdb.ErrSecurity):
+		errors.Is(err, sumdb.ErrNotFound), errors.Is(err, sumdb.ErrSecurity), errors.Is(err, mirror.ErrSourceFailed):
 		return http.StatusBadGateway
 	case errors.Is(err, store.ErrInvalidKey):
 		return http.StatusBadRequest

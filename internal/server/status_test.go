@@ -31,6 +31,7 @@ func TestStatusMapsErrorKinds(t *testing.T) {
 		{fmt.Errorf("x: %w", sumdb.ErrSecurity), http.StatusBadGateway},
 		{&mirror.BadContentError{Module: "m"}, http.StatusBadGateway},
 		{&mirror.ChangedError{Module: "m"}, http.StatusBadGateway},
+		{fmt.Errorf("fill: %w", mirror.ErrSourceFailed), http.StatusBadGateway},
 		{&mirror.DeniedError{Module: "m", Rule: "deny"}, http.StatusForbidden},
 		{fmt.Errorf("writing: %w", syscall.ENOSPC), http.StatusInsufficientStorage},
 		{fmt.Errorf("%w: %q", store.ErrInvalidKey, "../x"), http.StatusBadRequest},
