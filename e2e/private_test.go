@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -305,6 +306,93 @@ func TestDirectRouteIsVerifiedAgainstTheChecksumDatabase(t *testing.T) {
 	for _, r := range w.Up.Requests() {
 		if strings.Contains(r, "/"+path+"/@v/") {
 			t.Errorf("the upstream proxy was asked for a direct-routed module: %s", r)
+		}
+	}
+}
+
+// TestPrivateModulesOverSSH fetches a private module whose go-import meta
+// tag names an HTTP URL that the operator's git configuration rewrites to
+// ssh, as companies do to use deploy keys: every git Agora starts (the go
+// command's and the tagged path's) must then go over ssh with the key and
+// known_hosts file given, and a host key or client key that does not
+// match must fail as a failure, not as "not found", storing nothing.
+func TestPrivateModulesOverSSH(t *testing.T) {
+	w := newPrivateWorld(t)
+	sshd := modtest.NewSSHServer(t)
+	repo := w.Git.NewRepo(t, "viassh")
+	repo.Tag(t, "v1.0.0", repo.Commit(t, "v1", libFiles(gitHost+"/viassh", "one, over ssh")))
+	repo.Tag(t, "v1.1.0", repo.Commit(t, "v1.1", libFiles(gitHost+"/viassh", "two, over ssh")))
+
+	dir := t.TempDir()
+	gitConfig := filepath.Join(dir, "gitconfig")
+	writeFile(t, dir, "gitconfig", fmt.Sprintf("[url %q]\n\tinsteadOf = http://%s/\n", sshd.URL(w.Git.Dir())+"/", gitHost))
+	withSSH := func(key, knownHosts string) []string {
+		return []string{"--git-config", gitConfig, "--ssh-key", key, "--ssh-known-hosts", knownHosts}
+	}
+
+	// A host key that is not the server's, and a client key the server
+	// does not let in: both refused, nothing stored.
+	writeFile(t, dir, "other_known_hosts", "")
+	otherKey := filepath.Join(dir, "other_key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", otherKey).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	const zipPath = "/" + gitHost + "/viassh/@v/v1.0.0.zip"
+	for _, c := range []struct {
+		name, key, knownHosts, want string
+	}{
+		{"unknown host key", sshd.ClientKey, filepath.Join(dir, "other_known_hosts"), "Host key verification failed"},
+		{"client key not let in", otherKey, sshd.KnownHosts, "Permission denied (publickey)"},
+	} {
+		data := t.TempDir()
+		a := w.start(t, data, withSSH(c.key, c.knownHosts)...)
+		code, _, body := get(t, a.URL+zipPath)
+		if code != http.StatusBadGateway || !strings.Contains(body, c.want) {
+			t.Errorf("%s: zip = %d %q, want 502 saying %q", c.name, code, body, c.want)
+		}
+		a.stop(t)
+		if files := storeFiles(t, data); len(files) != 0 {
+			t.Errorf("%s: stored %v", c.name, files)
+		}
+	}
+	logins := sshd.Logins()
+	if logins != 0 {
+		t.Errorf("sshd let in %d clients with the wrong keys", logins)
+	}
+
+	a := w.start(t, "", withSSH(sshd.ClientKey, sshd.KnownHosts)...)
+	// One after the other: the first version through the go command, the
+	// second through the tagged path (Agora's own git fetch into its clone
+	// of the repository the first one named).
+	queries := []string{gitHost + "/viassh@v1.0.0", gitHost + "/viassh@v1.1.0"}
+	var got []downloaded
+	for _, q := range queries {
+		got = append(got, parseDownload(t, mustGo(t, "", w.clientEnv(t, a), "mod", "download", "-json", q))...)
+	}
+	if sshd.Logins() == 0 {
+		t.Errorf("no fetch logged in over ssh")
+	}
+	// Only the go-get pages came over HTTP (and, for the failures above,
+	// the go command's own check that the named URL exists); no git
+	// request (info/refs, git-upload-pack) did.
+	for _, r := range w.Git.Requests() {
+		if strings.Contains(r, "/viassh.git/") {
+			t.Errorf("git went over HTTP: %s", r)
+		}
+	}
+	// A tag the repository does not have is not found, over ssh as over
+	// HTTP.
+	code, _, body := get(t, a.URL+"/"+gitHost+"/viassh/@v/v9.9.9.info")
+	if code != http.StatusNotFound || !strings.HasPrefix(body, gitHost+"/viassh@v9.9.9: not found: version control: ") {
+		t.Errorf("a missing tag = %d %q, want 404 saying version control has no such version", code, body)
+	}
+
+	// The same versions as the go command makes them over HTTP.
+	want := parseDownload(t, mustGo(t, "", w.directEnv(t), append([]string{"mod", "download", "-json"}, queries...)...))
+	for i := range got {
+		g, d := got[i], want[i]
+		if g.Error != "" || g.Sum != d.Sum || g.GoModSum != d.GoModSum {
+			t.Errorf("%s: over ssh %s %s (error %q), over HTTP %s %s", queries[i], g.Sum, g.GoModSum, g.Error, d.Sum, d.GoModSum)
 		}
 	}
 }

@@ -213,6 +213,11 @@ func (s *GitServer) Handle(name string, h http.Handler) {
 // [GitServer.Handle] can pass requests on to it.
 func (s *GitServer) Backend() http.Handler { return s.backend }
 
+// Dir returns the directory holding the bare repositories, each at
+// <Dir>/<name>.git: what a git client reaches over ssh through an
+// [SSHServer] on the same machine.
+func (s *GitServer) Dir() string { return s.root }
+
 // Delete removes repository name, simulating a repository deleted from
 // its hosting service: git requests for it get 404 from now on, while the
 // go-get meta answer still names it (hosting services answer go-get for

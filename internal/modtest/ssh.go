@@ -1,0 +1,203 @@
+package modtest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SSHServer is OpenSSH's sshd on 127.0.0.1, letting in one client key as
+// the user the tests run as, for git over ssh: a client runs
+// git-upload-pack on the server's file system, so a bare repository is
+// reached at [SSHServer.URL] of its absolute directory.
+//
+// sshd reads only the configuration NewSSHServer writes (its own host
+// key, the one authorized key, public keys only, no PAM); git on the
+// server side runs with that user's login environment.
+type SSHServer struct {
+	// Addr is "127.0.0.1:<port>".
+	Addr string
+	// User is the user clients log in as: the current user.
+	User string
+	// ClientKey is the private key file sshd lets in (no passphrase).
+	ClientKey string
+	// KnownHosts is a known_hosts file naming the server's host key for
+	// Addr, as ssh looks it up.
+	KnownHosts string
+
+	log *SyncBuffer
+}
+
+// NewSSHServer starts sshd, stopped by t.Cleanup. It skips the test when
+// sshd (Debian package openssh-server) or ssh-keygen is not installed.
+func NewSSHServer(t testing.TB) *SSHServer {
+	t.Helper()
+	sshd, err := exec.LookPath("sshd")
+	if err != nil {
+		if sshd, err = exec.LookPath("/usr/sbin/sshd"); err != nil {
+			t.Skip("no sshd on this machine (Debian package openssh-server)")
+		}
+	}
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("no ssh-keygen on this machine (Debian package openssh-client)")
+	}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatalf("modtest.NewSSHServer: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		// sshd started by root checks its privilege separation directory
+		// (Debian's is made by the service, which does not run here).
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			t.Fatalf("modtest.NewSSHServer: %v", err)
+		}
+	}
+	dir := t.TempDir()
+	s := &SSHServer{
+		User:       u.Username,
+		ClientKey:  filepath.Join(dir, "client_key"),
+		KnownHosts: filepath.Join(dir, "known_hosts"),
+		log:        new(SyncBuffer),
+	}
+	hostKey := filepath.Join(dir, "host_key")
+	for _, k := range []string{hostKey, s.ClientKey} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "agora-test", "-f", k).CombinedOutput(); err != nil {
+			t.Fatalf("modtest.NewSSHServer: ssh-keygen: %v\n%s", err, out)
+		}
+	}
+	clientPub, err := os.ReadFile(s.ClientKey + ".pub")
+	if err != nil {
+		t.Fatalf("modtest.NewSSHServer: %v", err)
+	}
+	authorized := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(authorized, clientPub, 0o600); err != nil {
+		t.Fatalf("modtest.NewSSHServer: %v", err)
+	}
+	hostPub, err := os.ReadFile(hostKey + ".pub")
+	if err != nil {
+		t.Fatalf("modtest.NewSSHServer: %v", err)
+	}
+	keyType, keyData, _ := strings.Cut(strings.TrimSpace(string(hostPub)), " ")
+	keyData, _, _ = strings.Cut(keyData, " ") // drop the comment
+
+	// sshd takes a port number; one just freed on loopback may be taken
+	// again before sshd binds it, so a start that fails is tried again.
+	var lastErr error
+	for range 5 {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			t.Fatalf("modtest.NewSSHServer: %v", err)
+		}
+		s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+		config := filepath.Join(dir, "sshd_config")
+		conf := strings.Join([]string{
+			"ListenAddress " + s.Addr,
+			"HostKey " + hostKey,
+			"AuthorizedKeysFile " + authorized,
+			"PidFile " + filepath.Join(dir, "sshd.pid"),
+			"AllowUsers " + s.User,
+			"AuthenticationMethods publickey",
+			"PubkeyAuthentication yes",
+			"PasswordAuthentication no",
+			"KbdInteractiveAuthentication no",
+			"PermitRootLogin prohibit-password",
+			"UsePAM no",
+			"StrictModes no", // t.TempDir's modes are not sshd's business
+			"PrintMotd no",
+			"X11Forwarding no",
+			"AllowTcpForwarding no",
+			"MaxStartups 100",
+			"LogLevel VERBOSE",
+			"",
+		}, "\n")
+		if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
+			t.Fatalf("modtest.NewSSHServer: %v", err)
+		}
+		cmd := exec.Command(sshd, "-D", "-e", "-f", config)
+		cmd.Stdout = s.log
+		cmd.Stderr = s.log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("modtest.NewSSHServer: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if lastErr = waitForSSH(s.Addr, exited); lastErr == nil {
+			t.Cleanup(func() {
+				cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-exited:
+				case <-time.After(10 * time.Second):
+					cmd.Process.Kill()
+					<-exited
+				}
+			})
+			line := fmt.Sprintf("[127.0.0.1]:%d %s %s\n", port, keyType, keyData)
+			if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
+				t.Fatalf("modtest.NewSSHServer: %v", err)
+			}
+			return s
+		}
+		cmd.Process.Kill()
+		<-exited
+	}
+	t.Fatalf("modtest.NewSSHServer: sshd did not start: %v\n%s", lastErr, s.log.String())
+	return nil
+}
+
+// waitForSSH waits until addr answers with an SSH identification line, or
+// sshd exits, or 10 s pass.
+func waitForSSH(addr string, exited <-chan error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("sshd exited: %v", err)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err == nil && strings.HasPrefix(line, "SSH-2.0-") {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no SSH answer on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment
+// ago.
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// URL returns the ssh URL of the absolute directory dir on the server:
+// ssh://<User>@<Addr><dir>.
+func (s *SSHServer) URL(dir string) string {
+	return "ssh://" + s.User + "@" + s.Addr + dir
+}
+
+// Logins returns how many times a client was let in.
+func (s *SSHServer) Logins() int {
+	return strings.Count(s.log.String(), "Accepted publickey for ")
+}
+
+// Log returns what sshd has logged.
+func (s *SSHServer) Log() string { return s.log.String() }
