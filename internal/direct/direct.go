@@ -169,8 +169,9 @@ type Module struct {
 }
 
 // New prepares o.Dir and returns a Fetcher. It fails if the go command
-// cannot be found, the netrc cannot be read, or a token or host is not
-// usable in a netrc file.
+// cannot be found, the netrc, ssh key, known_hosts or git configuration
+// file cannot be read (or git cannot parse the configuration), or a token
+// or host is not usable in a netrc file.
 func New(o Options) (*Fetcher, error) {
 	if o.Dir == "" {
 		return nil, errors.New("direct: Options.Dir is required")
@@ -222,22 +223,35 @@ func New(o Options) (*Fetcher, error) {
 
 	// ssh and git read these files from the go process's working
 	// directory, not ours: name them absolutely, and fail now rather than
-	// at each fetch.
-	for _, f := range []struct {
+	// at each fetch. (The ssh files are unused when GitSSHCommand is set.)
+	type fileOption struct {
 		name string
 		p    *string
-	}{{"SSHKey", &o.SSHKey}, {"SSHKnownHosts", &o.SSHKnownHosts}, {"GitConfig", &o.GitConfig}} {
-		if *f.p == "" {
+	}
+	files := []fileOption{{"GitConfig", &o.GitConfig}}
+	if o.GitSSHCommand == "" {
+		files = append(files, fileOption{"SSHKey", &o.SSHKey}, fileOption{"SSHKnownHosts", &o.SSHKnownHosts})
+	}
+	for _, file := range files {
+		if *file.p == "" {
 			continue
 		}
-		abs, err := filepath.Abs(*f.p)
+		abs, err := filepath.Abs(*file.p)
 		if err == nil {
 			err = readable(abs)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("direct: Options.%s: %w", f.name, err)
+			return nil, fmt.Errorf("direct: Options.%s: %w", file.name, err)
 		}
-		*f.p = abs
+		*file.p = abs
+	}
+	if o.GitConfig != "" {
+		// git would fail every fetch on a file it cannot parse.
+		cmd := exec.Command("git", "config", "--file", o.GitConfig, "--includes", "--list")
+		cmd.Env = []string{"PATH=" + getenv("PATH"), "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("direct: Options.GitConfig: git config: %w: %s", err, bytes.TrimSpace(out))
+		}
 	}
 
 	h, err := writeHome(home, o)
@@ -319,21 +333,20 @@ func New(o Options) (*Fetcher, error) {
 }
 
 // gitURL returns the URL git fetches when given url: url after the
-// url.<base>.insteadOf rules of Options.GitConfig, or url itself when git
+// url.<base>.insteadOf rules of Options.GitConfig. ok is false when git
 // cannot say.
-func (f *Fetcher) gitURL(ctx context.Context, url string) string {
+func (f *Fetcher) gitURL(ctx context.Context, url string) (string, bool) {
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--get-url", url)
+	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--get-url", "--end-of-options", url)
 	cmd.Dir = f.workRoot
-	cmd.Env = f.env
+	// Not the configuration of a repository around the data directory.
+	cmd.Env = append(f.env[:len(f.env):len(f.env)], "GIT_CEILING_DIRECTORIES="+filepath.Dir(f.workRoot))
 	cmd.Stdout = &out
 	if err := f.execute(ctx, cmd, "git ls-remote", ""); err != nil {
-		return url
+		return "", false
 	}
-	if u := strings.TrimSpace(out.String()); u != "" {
-		return u
-	}
-	return url
+	u := strings.TrimSpace(out.String())
+	return u, u != ""
 }
 
 // moduleFileAbove returns a go.mod or go.work file in dir or one of its

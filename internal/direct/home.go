@@ -97,16 +97,19 @@ func gitQuote(s string) string {
 
 // readable reports why the regular file name cannot be read, or nil.
 func readable(name string) error {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		// Not opened: a named pipe would block.
+		return fmt.Errorf("%s is not a regular file", name)
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file", name)
-	}
-	return err
+	return f.Close()
 }
 
 // netrcWord reports whether s can be one word of a netrc file.

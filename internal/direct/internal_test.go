@@ -3,11 +3,13 @@ package direct
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -299,45 +301,14 @@ func TestRepoProbe(t *testing.T) {
 }
 
 // TestGitConfigAndKeyFiles checks Options.GitConfig (included by the
-// private configuration, so git applies its rewrites, and the probe does
-// not probe over HTTP what git fetches over ssh) and the file options:
-// relative names made absolute, unreadable ones refused by New.
+// private configuration before Agora's own settings, so git applies its
+// rewrites but not its changes to those settings, and the probe does not
+// probe over HTTP what git fetches over ssh) and the file options:
+// relative names made absolute, unreadable or unparsable files refused by
+// New.
 func TestGitConfigAndKeyFiles(t *testing.T) {
-	// A directory name that git's configuration syntax must quote.
-	dir := filepath.Join(t.TempDir(), `odd "dir" \ name`)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string]string{
-		"gitconfig":   "[url \"ssh://git@h.test/\"]\n\tinsteadOf = http://h.test/\n",
-		"key":         "not really a key\n",
-		"known_hosts": "",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Chdir(dir)
-	f, err := New(Options{Dir: filepath.Join(dir, "state"), GitConfig: "gitconfig", SSHKey: "key", SSHKnownHosts: "known_hosts"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if got := f.gitURL(ctx, "http://h.test/lib.git"); got != "ssh://git@h.test/lib.git" {
-		t.Errorf("gitURL through the included configuration = %q, want the ssh URL", got)
-	}
-	if got := f.gitURL(ctx, "https://other.test/lib.git"); got != "https://other.test/lib.git" {
-		t.Errorf("gitURL of a URL no rule names = %q", got)
-	}
-	ssh := envMap(f.env)["GIT_SSH_COMMAND"]
-	for _, name := range []string{"key", "known_hosts"} {
-		if !strings.Contains(ssh, shellQuote(filepath.Join(dir, name))) && !strings.Contains(ssh, shellQuote("UserKnownHostsFile="+filepath.Join(dir, name))) {
-			t.Errorf("GIT_SSH_COMMAND %q does not name %s absolutely", ssh, name)
-		}
-	}
-
-	// The probe: the go-get page names an HTTP repository that answers
-	// 404, but git fetches it over ssh, so that 404 says nothing.
+	// The probe's server: the go-get page names an HTTP repository that
+	// answers 404.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("go-get") == "1" {
 			w.Write([]byte(`<meta name="go-import" content="h.test/lib git http://h.test/lib.git">`))
@@ -346,23 +317,82 @@ func TestGitConfigAndKeyFiles(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	defer srv.Close()
-	p := newProber(map[string]string{"HTTP_PROXY": srv.URL}, "h.test", parseNetrc(""))
-	if got := p.repoKind(ctx, "h.test/lib"); got != NotFound {
+	getenv := func(k string) string {
+		if k == "HTTP_PROXY" {
+			return srv.URL
+		}
+		return os.Getenv(k)
+	}
+
+	// A directory name that git's configuration syntax must quote.
+	dir := filepath.Join(t.TempDir(), `odd "dir" \ name`)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{
+		"gitconfig":   "[url \"ssh://git@h.test/\"]\n\tinsteadOf = http://h.test/\n[gc]\n\tautoDetach = true\n",
+		"broken":      "[url \"ssh://git@h.test/\"\n",
+		"key":         "not really a key\n",
+		"known_hosts": "",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	f, err := New(Options{Dir: filepath.Join(dir, "state"), Insecure: "h.test", GitConfig: "gitconfig", SSHKey: "key", SSHKnownHosts: "known_hosts", getenv: getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if got, ok := f.gitURL(ctx, "http://h.test/lib.git"); got != "ssh://git@h.test/lib.git" || !ok {
+		t.Errorf("gitURL through the included configuration = %q, %v, want the ssh URL", got, ok)
+	}
+	if got, ok := f.gitURL(ctx, "https://other.test/lib.git"); got != "https://other.test/lib.git" || !ok {
+		t.Errorf("gitURL of a URL no rule names = %q, %v", got, ok)
+	}
+	cmd := exec.Command("git", "config", "--global", "--includes", "--get", "gc.autoDetach")
+	cmd.Env = f.env
+	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "false" {
+		t.Errorf("gc.autoDetach with the operator's file setting it = %q, %v; want Agora's false", out, err)
+	}
+	ssh := envMap(f.env)["GIT_SSH_COMMAND"]
+	for _, want := range []string{"-i " + shellQuote(filepath.Join(dir, "key")), shellQuote("UserKnownHostsFile=" + filepath.Join(dir, "known_hosts"))} {
+		if !strings.Contains(ssh, want) {
+			t.Errorf("GIT_SSH_COMMAND %q does not contain %s", ssh, want)
+		}
+	}
+
+	// The probe of a Fetcher without the rewrite believes the 404 (the
+	// control); with it, git fetches over ssh, so that 404 says nothing.
+	plain, err := New(Options{Dir: filepath.Join(dir, "plain"), Insecure: "h.test", getenv: getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plain.probe.repoKind(ctx, "h.test/lib"); got != NotFound {
 		t.Fatalf("repoKind without the rewrite = %v, want NotFound (the control)", got)
 	}
-	p.rewrite = f.gitURL
-	if got := p.repoKind(ctx, "h.test/lib"); got != Failed {
+	if got := f.probe.repoKind(ctx, "h.test/lib"); got != Failed {
 		t.Errorf("repoKind of a repository git reaches over ssh = %v, want Failed", got)
 	}
 
-	for _, o := range []Options{
-		{Dir: filepath.Join(dir, "s1"), SSHKey: "no-such-key"},
-		{Dir: filepath.Join(dir, "s2"), SSHKnownHosts: "no-such-file"},
-		{Dir: filepath.Join(dir, "s3"), GitConfig: dir},
+	for _, c := range []struct {
+		o        Options
+		notExist bool
+	}{
+		{Options{Dir: filepath.Join(dir, "s1"), SSHKey: "no-such-key"}, true},
+		{Options{Dir: filepath.Join(dir, "s2"), SSHKnownHosts: "no-such-file"}, true},
+		{Options{Dir: filepath.Join(dir, "s3"), GitConfig: dir}, false},
+		{Options{Dir: filepath.Join(dir, "s4"), GitConfig: "broken"}, false},
 	} {
-		if _, err := New(o); err == nil {
-			t.Errorf("New(%+v) accepted a file it cannot read", o)
+		_, err := New(c.o)
+		if err == nil || (c.notExist && !errors.Is(err, fs.ErrNotExist)) {
+			t.Errorf("New(%+v) = %v, want it refusing the file", c.o, err)
 		}
+	}
+	// With GitSSHCommand, the ssh files are not used, nor checked.
+	if _, err := New(Options{Dir: filepath.Join(dir, "s5"), SSHKey: "no-such-key", GitSSHCommand: "ssh"}); err != nil {
+		t.Errorf("New with GitSSHCommand and an unused SSHKey: %v", err)
 	}
 }
 

@@ -32,8 +32,9 @@ type prober struct {
 	client   *http.Client
 	// rewrite, if set, returns the URL git fetches for a repository URL
 	// (the Fetcher's git configuration may send a host's repositories
-	// over ssh): only what git reaches over HTTP is probed over HTTP.
-	rewrite func(ctx context.Context, url string) string
+	// over ssh), and false if it cannot tell: only what git reaches over
+	// HTTP is probed over HTTP.
+	rewrite func(ctx context.Context, url string) (string, bool)
 }
 
 func newProber(env map[string]string, insecure string, creds *netrc) *prober {
@@ -57,7 +58,9 @@ func (p *prober) repoKind(ctx context.Context, path string) Kind {
 		return kind
 	}
 	if p.rewrite != nil {
-		repo = p.rewrite(ctx, repo)
+		if repo, ok = p.rewrite(ctx, repo); !ok {
+			return Failed
+		}
 	}
 	if strings.HasPrefix(repo, "http://") && !p.isInsecure(path) {
 		// The go command refuses such a repository; credentials are not
