@@ -330,18 +330,23 @@ func TestPrivateModulesOverSSH(t *testing.T) {
 		return []string{"--git-config", gitConfig, "--ssh-key", key, "--ssh-known-hosts", knownHosts}
 	}
 
-	// A host key that is not the server's, and a client key the server
-	// does not let in: both refused, nothing stored.
-	writeFile(t, dir, "other_known_hosts", "")
+	// A server not in known_hosts, a server whose key is not the one
+	// known_hosts names, and a client key the server does not let in: all
+	// refused, nothing stored.
 	otherKey := filepath.Join(dir, "other_key")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", otherKey).CombinedOutput(); err != nil {
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "other", "-f", otherKey).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
+	otherPub := strings.Fields(readFile(t, dir, "other_key.pub"))
+	_, port, _ := strings.Cut(sshd.Addr, ":")
+	writeFile(t, dir, "empty_known_hosts", "")
+	writeFile(t, dir, "changed_known_hosts", "[127.0.0.1]:"+port+" "+otherPub[0]+" "+otherPub[1]+"\n")
 	const zipPath = "/" + gitHost + "/viassh/@v/v1.0.0.zip"
 	for _, c := range []struct {
 		name, key, knownHosts, want string
 	}{
-		{"unknown host key", sshd.ClientKey, filepath.Join(dir, "other_known_hosts"), "Host key verification failed"},
+		{"host not in known_hosts", sshd.ClientKey, filepath.Join(dir, "empty_known_hosts"), "Host key verification failed"},
+		{"host key changed", sshd.ClientKey, filepath.Join(dir, "changed_known_hosts"), "Offending ED25519 key"},
 		{"client key not let in", otherKey, sshd.KnownHosts, "Permission denied (publickey)"},
 	} {
 		data := t.TempDir()
@@ -360,17 +365,24 @@ func TestPrivateModulesOverSSH(t *testing.T) {
 		t.Errorf("sshd let in %d clients with the wrong keys", logins)
 	}
 
-	a := w.start(t, "", withSSH(sshd.ClientKey, sshd.KnownHosts)...)
+	data := t.TempDir()
+	a := w.start(t, data, withSSH(sshd.ClientKey, sshd.KnownHosts)...)
 	// One after the other: the first version through the go command, the
 	// second through the tagged path (Agora's own git fetch into its clone
-	// of the repository the first one named).
+	// of the repository the first one named). Each logs in over ssh.
 	queries := []string{gitHost + "/viassh@v1.0.0", gitHost + "/viassh@v1.1.0"}
 	var got []downloaded
-	for _, q := range queries {
+	for i, q := range queries {
+		before := sshd.Logins()
 		got = append(got, parseDownload(t, mustGo(t, "", w.clientEnv(t, a), "mod", "download", "-json", q))...)
-	}
-	if sshd.Logins() == 0 {
-		t.Errorf("no fetch logged in over ssh")
+		if sshd.Logins() == before {
+			t.Errorf("%s: no login over ssh", q)
+		}
+		if i == 1 {
+			if _, err := os.Stat(filepath.Join(data, "direct", "tagged", "cache", "download", gitHost, "viassh", "@v", "v1.1.0.zip")); err != nil {
+				t.Errorf("%s was not made by the tagged path: %v", q, err)
+			}
+		}
 	}
 	// Only the go-get pages came over HTTP (and, for the failures above,
 	// the go command's own check that the named URL exists); no git

@@ -1,13 +1,14 @@
 package modtest
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,11 +34,15 @@ type SSHServer struct {
 	// Addr, as ssh looks it up.
 	KnownHosts string
 
-	log *SyncBuffer
+	log    *SyncBuffer
+	logins int // logins before the server was handed out (its own check)
 }
 
-// NewSSHServer starts sshd, stopped by t.Cleanup. It skips the test when
-// sshd (Debian package openssh-server) or ssh-keygen is not installed.
+// NewSSHServer starts sshd, stopped by t.Cleanup, and logs in once with
+// ClientKey to check that it lets clients in. It skips the test when sshd
+// (Debian package openssh-server) or ssh-keygen is not installed, and
+// fails it, with sshd's log, when sshd does not start or let that login
+// in.
 func NewSSHServer(t testing.TB) *SSHServer {
 	t.Helper()
 	sshd, err := exec.LookPath("sshd")
@@ -127,54 +132,60 @@ func NewSSHServer(t testing.TB) *SSHServer {
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("modtest.NewSSHServer: %v", err)
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		if lastErr = waitForSSH(s.Addr, exited); lastErr == nil {
-			t.Cleanup(func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-			line := fmt.Sprintf("[127.0.0.1]:%d %s %s\n", port, keyType, keyData)
-			if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
-				t.Fatalf("modtest.NewSSHServer: %v", err)
+		done := make(chan struct{}) // closed when sshd has exited
+		go func() { cmd.Wait(); close(done) }()
+		stop := func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-done
 			}
-			return s
 		}
-		cmd.Process.Kill()
-		<-exited
+		// Its own line, not just any SSH greeting on the port: another
+		// sshd may hold a port this one failed to bind.
+		listening := fmt.Sprintf("Server listening on 127.0.0.1 port %d.", port)
+		if lastErr = waitForLog(s.log, listening, done); lastErr != nil {
+			stop()
+			continue
+		}
+		t.Cleanup(stop)
+		line := fmt.Sprintf("[127.0.0.1]:%d %s %s\n", port, keyType, keyData)
+		if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
+			t.Fatalf("modtest.NewSSHServer: %v", err)
+		}
+		// One login, so that a server that lets nobody in (sshd without
+		// PAM refuses a locked account, such as root on some systems)
+		// fails here, saying why, rather than in the test.
+		check := exec.Command("ssh", "-F", "/dev/null", "-p", strconv.Itoa(port), "-i", s.ClientKey,
+			"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+s.KnownHosts,
+			"-o", "StrictHostKeyChecking=yes", s.User+"@127.0.0.1", "true")
+		if out, err := check.CombinedOutput(); err != nil {
+			t.Fatalf("modtest.NewSSHServer: logging in as %s: %v\n%s\nsshd:\n%s", s.User, err, out, s.log.String())
+		}
+		s.logins = s.countLogins()
+		return s
 	}
 	t.Fatalf("modtest.NewSSHServer: sshd did not start: %v\n%s", lastErr, s.log.String())
 	return nil
 }
 
-// waitForSSH waits until addr answers with an SSH identification line, or
-// sshd exits, or 10 s pass.
-func waitForSSH(addr string, exited <-chan error) error {
+// waitForLog waits until log holds line, or done is closed, or 10 s pass.
+func waitForLog(log *SyncBuffer, line string, done <-chan struct{}) error {
 	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for !strings.Contains(log.String(), line) {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("sshd exited: %v", err)
+		case <-done:
+			return errors.New("sshd exited")
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, err := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err == nil && strings.HasPrefix(line, "SSH-2.0-") {
-				return nil
-			}
-		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no SSH answer on %s", addr)
+			return fmt.Errorf("sshd did not log %q", line)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // freeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment
@@ -194,8 +205,11 @@ func (s *SSHServer) URL(dir string) string {
 	return "ssh://" + s.User + "@" + s.Addr + dir
 }
 
-// Logins returns how many times a client was let in.
-func (s *SSHServer) Logins() int {
+// Logins returns how many times a client was let in (not counting
+// NewSSHServer's own check).
+func (s *SSHServer) Logins() int { return s.countLogins() - s.logins }
+
+func (s *SSHServer) countLogins() int {
 	return strings.Count(s.log.String(), "Accepted publickey for ")
 }
 
