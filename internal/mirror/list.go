@@ -70,7 +70,13 @@ func (m *Mirror) fetchList(ctx context.Context, src Source, path string) (*listE
 	case err == nil:
 		e.Versions, e.Pseudo = parseList(data, path)
 	case errors.Is(err, upstream.ErrNotFound):
+		// The answers only: the error made from the entry names the
+		// module itself.
 		e.NotFound = err.Error()
+		var nf *upstream.NotFoundError
+		if errors.As(err, &nf) && len(nf.Answers) > 0 {
+			e.NotFound = strings.Join(nf.Answers, "; ")
+		}
 	default:
 		return nil, err
 	}
