@@ -174,3 +174,36 @@ func mustAgoraOut(t *testing.T, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestClientsBehindATrustedProxy: with Agora behind a proxy listed in
+// trusted_proxies, one client's failed authentications block that client
+// (the one X-Forwarded-For names), not the others behind the proxy, and
+// request logs name the clients.
+func TestClientsBehindATrustedProxy(t *testing.T) {
+	f := newFixture(t)
+	f.add(t, modtest.Module{Path: "corp.example/secret", Version: "v1.0.0", Files: helloFiles("corp.example/secret", "secret")})
+	a := startAgora(t, "", nil, append(f.agoraArgs(""), "--auth", "corp.example", "--log-client-addr=true", "--trusted-proxies", "127.0.0.1")...)
+	const info = "/corp.example/secret/@v/v1.0.0.info"
+	wrong := func(client string) int {
+		h := http.Header{"X-Forwarded-For": {client}}
+		h.Set("Authorization", "Bearer agora_guess")
+		code, _, _ := do(t, http.MethodGet, a.URL+info, h)
+		return code
+	}
+	for i := range 10 {
+		if code := wrong("203.0.113.1"); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i, code)
+		}
+	}
+	if code := wrong("203.0.113.1"); code != http.StatusTooManyRequests {
+		t.Errorf("the guessing client after 10 failures: %d, want 429", code)
+	}
+	if code := wrong("203.0.113.2"); code != http.StatusUnauthorized {
+		t.Errorf("another client behind the same proxy: %d, want 401 (its own first failure)", code)
+	}
+	for _, c := range []string{"client=203.0.113.1", "client=203.0.113.2"} {
+		if !strings.Contains(a.logs.String(), c) {
+			t.Errorf("no request log line with %s", c)
+		}
+	}
+}

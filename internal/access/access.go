@@ -4,7 +4,8 @@
 // stored as SHA-256 hashes (package meta) and each grants reading the
 // module paths matching its patterns. Module paths matching the protected
 // patterns need such a token; others stay open. Failed attempts are rate
-// limited per client address.
+// limited per client address (ClientAddr: behind trusted proxies, the
+// one their X-Forwarded-For names).
 package access
 
 import (
@@ -15,8 +16,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +73,10 @@ type Options struct {
 	// asking the database again (so a revocation takes effect within it).
 	// Zero means 30 seconds.
 	CacheTTL time.Duration
+	// TrustedProxies are the reverse proxies in front of Agora: failures
+	// of a request from one of them count against the client its
+	// X-Forwarded-For header names (ClientAddr).
+	TrustedProxies []netip.Prefix
 }
 
 // Policy is the access control in force.
@@ -161,15 +166,6 @@ func credential(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// clientAddr is the address failures are counted against.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // Authenticate returns the identity a request's credentials establish:
 // nil and no error when there are none; ErrBadToken when they are wrong;
 // ErrTooManyFailures when the client failed too often lately.
@@ -178,7 +174,7 @@ func (p *Policy) Authenticate(r *http.Request) (*Identity, error) {
 	if !ok || !p.Enabled() {
 		return nil, nil
 	}
-	addr := clientAddr(r)
+	addr := ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), p.o.TrustedProxies)
 	h := Hash(tok)
 	p.mu.Lock()
 	c, seen := p.valid[h]

@@ -180,8 +180,8 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	if cfg.MemoryCacheMiB == 0 {
 		mo.MemoryCache = -1
 	}
-	policy := access.New(access.Options{Protected: cfg.Auth, Tokens: md})
-	so := server.Options{Logger: log, LogClientAddr: cfg.LogClientAddr, Observer: met, Metrics: met.Handler(),
+	policy := access.New(access.Options{Protected: cfg.Auth, Tokens: md, TrustedProxies: cfg.TrustedProxies})
+	so := server.Options{Logger: log, LogClientAddr: cfg.LogClientAddr, TrustedProxies: cfg.TrustedProxies, Observer: met, Metrics: met.Handler(),
 		Catalog: md, ZipRedirect: cfg.ZipRedirect, Access: policy,
 		UI: ui.New(ui.Options{Catalog: md, Store: st, Access: policy, Traffic: met, Config: cfg.Summary(), Started: time.Now()}),
 		Ready: func(ctx context.Context) error {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -31,27 +32,28 @@ import (
 
 // Config is Agora's configuration.
 type Config struct {
-	Listen          string        // address to listen on
-	DataDir         string        // directory of the embedded store and database
-	Storage         string        // object storage URL (s3://, gs://, azblob://); empty: the disk store in DataDir
-	Database        string        // sqlite:PATH or postgres://...; empty: SQLite in DataDir
-	ZipRedirect     time.Duration // lifetime of pre-signed zip URLs clients are redirected to; zero: Agora streams zips
-	Upstream        string        // upstream chain, GOPROXY syntax
-	SumDB           string        // checksum database, GOSUMDB syntax ("off" for none)
-	NoSum           string        // GOPRIVATE-style patterns never looked up in the checksum database
-	ListTTL         time.Duration // how long a version list is fresh
-	UpstreamTimeout time.Duration // wait for an upstream's headers or next bytes
-	FillTimeout     time.Duration // bound on one fill
-	MemoryCacheMiB  int           // in-memory cache of .info and .mod files
-	FillAhead       string        // off, mod or zip: what is filled before clients ask
-	LogLevel        string        // debug, info, warn, error
-	LogFormat       string        // text or json
-	LogClientAddr   bool          // put client addresses in request logs
-	PprofListen     string        // address of the separate pprof listener; empty for none
-	Offline         bool          // never fetch: serve only what is held
-	Auth            string        // module path patterns only tokens allowing them may read; empty: no access control
-	TLSCert, TLSKey string        // serve HTTPS with this certificate and key
-	OTLPEndpoint    string        // OpenTelemetry collector (OTLP over HTTP) to send traces of fills to
+	Listen          string         // address to listen on
+	DataDir         string         // directory of the embedded store and database
+	Storage         string         // object storage URL (s3://, gs://, azblob://); empty: the disk store in DataDir
+	Database        string         // sqlite:PATH or postgres://...; empty: SQLite in DataDir
+	ZipRedirect     time.Duration  // lifetime of pre-signed zip URLs clients are redirected to; zero: Agora streams zips
+	Upstream        string         // upstream chain, GOPROXY syntax
+	SumDB           string         // checksum database, GOSUMDB syntax ("off" for none)
+	NoSum           string         // GOPRIVATE-style patterns never looked up in the checksum database
+	ListTTL         time.Duration  // how long a version list is fresh
+	UpstreamTimeout time.Duration  // wait for an upstream's headers or next bytes
+	FillTimeout     time.Duration  // bound on one fill
+	MemoryCacheMiB  int            // in-memory cache of .info and .mod files
+	FillAhead       string         // off, mod or zip: what is filled before clients ask
+	LogLevel        string         // debug, info, warn, error
+	LogFormat       string         // text or json
+	LogClientAddr   bool           // put client addresses in request logs
+	TrustedProxies  []netip.Prefix // reverse proxies whose X-Forwarded-For names the client
+	PprofListen     string         // address of the separate pprof listener; empty for none
+	Offline         bool           // never fetch: serve only what is held
+	Auth            string         // module path patterns only tokens allowing them may read; empty: no access control
+	TLSCert, TLSKey string         // serve HTTPS with this certificate and key
+	OTLPEndpoint    string         // OpenTelemetry collector (OTLP over HTTP) to send traces of fills to
 
 	// Private modules and version control.
 	Private           string            // GOPRIVATE-style patterns fetched from version control only
@@ -232,6 +234,15 @@ var settings = func() []setting {
 	add("direct_timeout", "bound on one fetch from version control", set, get)
 	set, get = boolean(func(c *Config) *bool { return &c.LogClientAddr })
 	add("log_client_addr", "log client addresses (off by default, for privacy)", set, get)
+	add("trusted_proxies", "addresses and CIDR prefixes of the reverse proxies and load balancers in front of Agora, as 10.0.0.0/8,192.0.2.7: the client of a request from one of them is read from X-Forwarded-For (for request logs and the limit on failed authentications)",
+		func(c *Config, v string) error {
+			ps, err := parsePrefixes(v)
+			if err != nil {
+				return err
+			}
+			c.TrustedProxies = ps
+			return nil
+		}, func(c *Config) string { return formatPrefixes(c.TrustedProxies) })
 	set, get = str(func(c *Config) *string { return &c.Auth })
 	add("auth", "module path patterns (GOPRIVATE syntax; * for all) that only clients with a token allowing them may read (agora token create); default: none, no access control", set, get)
 	set, get = str(func(c *Config) *string { return &c.TLSCert })
@@ -583,6 +594,37 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// parsePrefixes parses comma-separated IP addresses (each its own /32
+// or /128) and CIDR prefixes.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(item); err == nil {
+			a = a.Unmap()
+			ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return nil, fmt.Errorf("want IP addresses or CIDR prefixes separated by commas, got %q", item)
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
+}
+
+func formatPrefixes(ps []netip.Prefix) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
 }
 
 // redactTokens shows which hosts have tokens, never the tokens.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agora-mirror/agora/internal/access"
 )
 
 // A HotListener answers the hottest requests below net/http: GET and HEAD
@@ -196,10 +198,14 @@ func (l *HotListener) serve(c *hotConn) {
 
 	br := bufio.NewReaderSize(nc, hotHeadMax)
 	var out []byte
-	client := "" // for request logs, when the operator asked for addresses
+	// For request logs, when the operator asked for addresses: the
+	// peer's, or, from a trusted proxy, each request's X-Forwarded-For.
+	client, peer := "", ""
 	if l.h.logAddr {
-		client = nc.RemoteAddr().String()
+		peer = nc.RemoteAddr().String()
+		client = access.ClientAddr(peer, nil, nil)
 	}
+	perRequest := l.h.logAddr && len(l.h.proxies) > 0
 	// The first request must come within the header timeout, as
 	// net/http's ReadHeaderTimeout; later ones within the idle timeout.
 	wait := l.header
@@ -257,6 +263,9 @@ func (l *HotListener) serve(c *hotConn) {
 		}
 		if err != nil {
 			return
+		}
+		if perRequest {
+			client = access.ClientAddr(peer, forwardedFor(head), l.h.proxies)
 		}
 		l.h.done(context.Background(), ans.method, ans.path, client, start,
 			http.StatusOK, ans.written(), "hit", ans.endpoint)
@@ -466,6 +475,22 @@ func parseHot(head []byte) (method string, target []byte, conditional, ok bool) 
 		}
 	}
 	return method, target, conditional, hosts == 1
+}
+
+// forwardedFor returns the values of a request head's X-Forwarded-For
+// header lines, in order. It reads only heads parseHot accepted.
+func forwardedFor(head []byte) []string {
+	var vs []string
+	_, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, _ := bytes.Cut(line, []byte(":"))
+		if asciiEqualFold(name, "X-Forwarded-For") {
+			vs = append(vs, string(bytes.TrimSpace(value)))
+		}
+	}
+	return vs
 }
 
 // validHost reports whether a Host header's value has only the bytes

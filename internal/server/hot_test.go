@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,7 +67,8 @@ type hotServer struct {
 	token  string
 }
 
-func newHotServer(t *testing.T) *hotServer {
+// newHotServer starts a hotServer; opts change the Handler's options.
+func newHotServer(t *testing.T, opts ...func(*Options)) *hotServer {
 	t.Helper()
 	dir := t.TempDir()
 	pub := modtest.MustBuild(t, modtest.Module{Path: "example.com/pub", Version: "v1.0.0",
@@ -84,8 +87,12 @@ func newHotServer(t *testing.T) *hotServer {
 	if err := md.CreateToken(context.Background(), meta.Token{Name: "corp", Hash: access.Hash(s.token), Patterns: "corp.example"}); err != nil {
 		t.Fatal(err)
 	}
-	s.h = New(Options{Mirror: mirror.New(mirror.Options{Store: st, Catalog: md}), Observer: s.obs,
-		Access: access.New(access.Options{Protected: "corp.example", Tokens: md})})
+	o := Options{Mirror: mirror.New(mirror.Options{Store: st, Catalog: md}), Observer: s.obs,
+		Access: access.New(access.Options{Protected: "corp.example", Tokens: md})}
+	for _, f := range opts {
+		f(&o)
+	}
+	s.h = New(o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -325,6 +332,50 @@ func TestHotListenerCloseEndsIdleConnections(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", s.addr, time.Second); err == nil {
 		t.Error("the listener still accepts after Shutdown")
+	}
+}
+
+// TestClientAddressInRequestLogs: with log_client_addr, a request's log
+// line names the client: the peer, or, from a trusted proxy, the client
+// its X-Forwarded-For header names; the same on the hot path and through
+// net/http.
+func TestClientAddressInRequestLogs(t *testing.T) {
+	const list = "/example.com/pub/@v/list"
+	for _, c := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"no trusted proxy (the header is ignored)", nil, "127.0.0.1"},
+		{"from a trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.9"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			logs := new(modtest.SyncBuffer)
+			s := newHotServer(t, func(o *Options) {
+				o.LogClientAddr = true
+				o.TrustedProxies = c.trusted
+				o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			})
+			for _, p := range []string{pubInfo, list} {
+				s.exchange(t, get(p, "X-Forwarded-For: 198.51.100.1\r\n", "X-Forwarded-For: 203.0.113.9\r\n"), 1, false)
+			}
+			if n := s.handed.Load(); n != 1 {
+				t.Errorf("%d connections handed to net/http, want 1 (the list's; the .info is the hot path's)", n)
+			}
+			// The last line for each path is the exchange's (the setup
+			// answered the .info through ServeHTTP alone).
+			for _, p := range []string{pubInfo, list} {
+				var last string
+				for line := range strings.Lines(logs.String()) {
+					if strings.Contains(line, " path="+p+" ") {
+						last = line
+					}
+				}
+				if !strings.Contains(last, " client="+c.want+"\n") && !strings.Contains(last, " client="+c.want+" ") {
+					t.Errorf("%s: log line %q, want client=%s", p, last, c.want)
+				}
+			}
+		})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -76,6 +77,10 @@ type Options struct {
 	Logger *slog.Logger
 	// LogClientAddr adds the client's address to request logs.
 	LogClientAddr bool
+	// TrustedProxies are the reverse proxies in front of Agora: the
+	// client logged for a request from one of them is the one its
+	// X-Forwarded-For header names (access.ClientAddr).
+	TrustedProxies []netip.Prefix
 }
 
 // Handler serves Agora's HTTP endpoints.
@@ -88,6 +93,7 @@ type Handler struct {
 	sumdb       http.Handler
 	log         *slog.Logger
 	logAddr     bool
+	proxies     []netip.Prefix
 	obs         RequestObserver
 	metrics     http.Handler
 	ready       func(context.Context) error
@@ -99,7 +105,7 @@ func New(o Options) *Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{m: o.Mirror, ui: o.UI, access: o.Access, cat: o.Catalog, zipRedirect: o.ZipRedirect, sumdb: o.SumDB, log: o.Logger, logAddr: o.LogClientAddr,
-		obs: o.Observer, metrics: o.Metrics, ready: o.Ready}
+		proxies: o.TrustedProxies, obs: o.Observer, metrics: o.Metrics, ready: o.Ready}
 }
 
 // recorder notes the status and size of a response and the cache outcome,
@@ -152,7 +158,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	h.serve(rec, r)
-	h.done(r.Context(), r.Method, r.URL.Path, r.RemoteAddr, start, rec.status, rec.bytes, rec.cache, rec.endpoint)
+	client := "" // for request logs, when the operator asked for addresses
+	if h.logAddr {
+		client = access.ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.proxies)
+	}
+	h.done(r.Context(), r.Method, r.URL.Path, client, start, rec.status, rec.bytes, rec.cache, rec.endpoint)
 }
 
 // done records a request answered (by ServeHTTP or the hot path): the
