@@ -85,10 +85,62 @@ type Route struct {
 
 // setting describes one configuration setting.
 type setting struct {
-	name  string // file key; the flag and variable names derive from it
-	usage string
-	set   func(c *Config, v string) error
-	get   func(c *Config) string
+	name   string // file key; the flag and variable names derive from it
+	usage  string
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
+	isBool bool // its flag may be given alone, meaning true
+}
+
+// flagText is a setting's flag: the text given, applied after the file
+// and the environment. A boolean setting's flag is a boolean flag, so it
+// may be given alone ("--offline"); joinBoolValues lets it also take a
+// separate value ("--offline true").
+type flagText struct {
+	v      string
+	isBool bool
+}
+
+func (f *flagText) String() string     { return f.v }
+func (f *flagText) Set(v string) error { f.v = v; return nil }
+func (f *flagText) IsBoolFlag() bool   { return f.isBool }
+
+// joinBoolValues returns args with each boolean flag that is followed by
+// a separate true or false joined to it ("--offline", "true" becomes
+// "--offline=true"), as the flag package reads a boolean flag's value
+// only after "=". It reads args as fs would, up to the first argument
+// that is not a flag.
+func joinBoolValues(fs *flag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		out = append(out, a)
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			return append(out, args[i+1:]...)
+		}
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // fs reports it
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+			if i+1 < len(args) {
+				if _, err := strconv.ParseBool(args[i+1]); err == nil {
+					out[len(out)-1] = a + "=" + args[i+1]
+					i++
+				}
+			}
+			continue
+		}
+		if i+1 < len(args) {
+			out = append(out, args[i+1]) // the flag's value
+			i++
+		}
+	}
+	return out
 }
 
 func str(p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
@@ -128,6 +180,11 @@ var settings = func() []setting {
 	var s []setting
 	add := func(name, usage string, f func(*Config, string) error, g func(*Config) string) {
 		s = append(s, mk(name, usage, f, g))
+	}
+	addBool := func(name, usage string, p func(*Config) *bool) {
+		f, g := boolean(p)
+		add(name, usage, f, g)
+		s[len(s)-1].isBool = true
 	}
 	set, get := str(func(c *Config) *string { return &c.Listen })
 	add("listen", "address to listen on (host:port)", set, get)
@@ -232,8 +289,7 @@ var settings = func() []setting {
 		}, func(c *Config) string { return strconv.Itoa(c.DirectConcurrency) })
 	set, get = dur(func(c *Config) *time.Duration { return &c.DirectTimeout })
 	add("direct_timeout", "bound on one fetch from version control", set, get)
-	set, get = boolean(func(c *Config) *bool { return &c.LogClientAddr })
-	add("log_client_addr", "log client addresses (off by default, for privacy)", set, get)
+	addBool("log_client_addr", "log client addresses (off by default, for privacy)", func(c *Config) *bool { return &c.LogClientAddr })
 	add("trusted_proxies", "addresses and CIDR prefixes of the reverse proxies and load balancers in front of Agora, as 10.0.0.0/8,192.0.2.7: the client of a request from one of them is read from X-Forwarded-For (for request logs and the limit on failed authentications)",
 		func(c *Config, v string) error {
 			ps, err := parsePrefixes(v)
@@ -251,8 +307,7 @@ var settings = func() []setting {
 	add("tls_key", "private key file (PEM) of tls_cert", set, get)
 	set, get = str(func(c *Config) *string { return &c.OTLPEndpoint })
 	add("otlp_endpoint", "send traces of fills (lock, fetch, check, store) to this OpenTelemetry collector, OTLP over HTTP, such as http://collector:4318; default: no tracing", set, get)
-	set, get = boolean(func(c *Config) *bool { return &c.Offline })
-	add("offline", "never contact an upstream, version control or a checksum database: serve only what is held (imported with agora import)", set, get)
+	addBool("offline", "never contact an upstream, version control or a checksum database: serve only what is held (imported with agora import)", func(c *Config) *bool { return &c.Offline })
 	return s
 }()
 
@@ -339,12 +394,13 @@ func Load(src Sources) (*Config, error) {
 	if src.Flags != nil {
 		src.Flags(fs)
 	}
-	flagVals := make(map[string]*string)
+	flagVals := make(map[string]*flagText)
 	configFlag := fs.String("config", "", "TOML configuration file (also AGORA_CONFIG)")
 	for _, s := range settings {
-		flagVals[s.name] = fs.String(flagName(s.name), "", fmt.Sprintf("%s (also %s)", s.usage, envName(s.name)))
+		flagVals[s.name] = &flagText{isBool: s.isBool}
+		fs.Var(flagVals[s.name], flagName(s.name), fmt.Sprintf("%s (also %s)", s.usage, envName(s.name)))
 	}
-	if err := fs.Parse(src.Args); err != nil {
+	if err := fs.Parse(joinBoolValues(fs, src.Args)); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 && !src.Positional {
@@ -387,7 +443,7 @@ func Load(src Sources) (*Config, error) {
 	}
 	for _, s := range settings {
 		if given[flagName(s.name)] {
-			if err := s.set(&c, *flagVals[s.name]); err != nil {
+			if err := s.set(&c, flagVals[s.name].v); err != nil {
 				return nil, fmt.Errorf("--%s: %w", flagName(s.name), err)
 			}
 			setBy[s.name] = true

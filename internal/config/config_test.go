@@ -583,3 +583,40 @@ func FuzzParseTOML(f *testing.F) {
 		}
 	})
 }
+
+// TestBooleanFlags: a boolean setting's flag may be given alone, with
+// "=", or with a separate value, and does not take the next flag or a
+// positional argument as its value.
+func TestBooleanFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		offline     bool
+		listen      string
+		positionals []string
+	}{
+		{[]string{"--offline"}, true, "", nil},
+		{[]string{"-offline", "--listen", "127.0.0.1:1"}, true, "127.0.0.1:1", nil},
+		{[]string{"--offline", "true", "--listen", "127.0.0.1:1"}, true, "127.0.0.1:1", nil},
+		{[]string{"--offline", "false"}, false, "", nil},
+		{[]string{"--offline=false"}, false, "", nil},
+		{[]string{"--listen", "--offline"}, false, "--offline", nil},
+		{[]string{"--offline", "bundle.tar"}, true, "", []string{"bundle.tar"}},
+		{[]string{"--listen", "127.0.0.1:1", "--", "--offline"}, false, "127.0.0.1:1", []string{"--offline"}},
+	} {
+		c, err := Load(Sources{Args: tc.args, Getenv: mapEnv(nil), GoEnv: fixedGoEnv, Positional: true})
+		if err != nil {
+			t.Errorf("Load(%q): %v", tc.args, err)
+			continue
+		}
+		listen := tc.listen
+		if listen == "" {
+			listen = Defaults().Listen
+		}
+		if c.Offline != tc.offline || c.Listen != listen || !slices.Equal(c.Args, tc.positionals) {
+			t.Errorf("Load(%q): offline %v, listen %q, arguments %q; want %v, %q, %q", tc.args, c.Offline, c.Listen, c.Args, tc.offline, listen, tc.positionals)
+		}
+	}
+	if _, err := Load(Sources{Args: []string{"--offline", "maybe"}, Getenv: mapEnv(nil), GoEnv: fixedGoEnv}); err == nil {
+		t.Errorf("--offline maybe: no error (want \"maybe\" refused as an argument serve does not take)")
+	}
+}
