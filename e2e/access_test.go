@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agora-mirror/agora/internal/modtest"
 )
@@ -201,7 +202,12 @@ func TestClientsBehindATrustedProxy(t *testing.T) {
 	if code := wrong("203.0.113.2"); code != http.StatusUnauthorized {
 		t.Errorf("another client behind the same proxy: %d, want 401 (its own first failure)", code)
 	}
+	// Log lines reach a.logs a little after the answers.
 	for _, c := range []string{"client=203.0.113.1", "client=203.0.113.2"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(a.logs.String(), c) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if !strings.Contains(a.logs.String(), c) {
 			t.Errorf("no request log line with %s", c)
 		}

@@ -36,8 +36,19 @@ func TestClientAddr(t *testing.T) {
 		{"10.1.2.3:4000", []string{"203.0.113.9, unknown, 10.0.0.5"}, trusted, "10.0.0.5"},
 		{"10.1.2.3:4000", []string{"evil"}, trusted, "10.1.2.3"},
 		{"10.1.2.3:4000", []string{""}, trusted, "10.1.2.3"},
-		// Not an IP at all: kept as it is.
+		// Empty entries are skipped; ports are dropped.
+		{"10.1.2.3:4000", []string{"203.0.113.9,, 10.0.0.5, "}, trusted, "203.0.113.9"},
+		{"10.1.2.3:4000", []string{"203.0.113.9:1234, 10.0.0.5:80"}, trusted, "203.0.113.9"},
+		{"10.1.2.3:4000", []string{"[2001:db9::9]:1234"}, trusted, "2001:db9::9"},
+		// Zones are dropped, on the peer and on entries.
+		{"[2001:db8::1%eth0]:4000", []string{"203.0.113.9"}, trusted, "203.0.113.9"},
+		{"10.1.2.3:4000", []string{"2001:db9::9%eth0"}, trusted, "2001:db9::9"},
+		// Proxies that add a line of their own (HAProxy): the last line's
+		// last entry is the nearest.
+		{"10.1.2.3:4000", []string{"198.51.100.66", "203.0.113.9"}, trusted, "203.0.113.9"},
+		// Not an IP at all: kept as it is (its host, if it has a port).
 		{"pipe", []string{"203.0.113.9"}, trusted, "pipe"},
+		{"name:80", nil, nil, "name"},
 	} {
 		if got := ClientAddr(c.peer, c.xff, c.trusted); got != c.want {
 			t.Errorf("ClientAddr(%q, %q, trusted %v) = %q, want %q", c.peer, c.xff, c.trusted != nil, got, c.want)
@@ -61,11 +72,23 @@ func TestFailuresBehindAProxy(t *testing.T) {
 		r.SetBasicAuth("x", "agora_wrong")
 		return p.Check(r, "corp.example/secret")
 	}
-	for range 2 {
-		req("127.0.0.1:1000", "203.0.113.1")
+	for i := range 2 {
+		if err := req("127.0.0.1:1000", "203.0.113.1"); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
 	}
 	if err := req("127.0.0.1:1000", "203.0.113.1"); !errors.Is(err, ErrTooManyFailures) {
 		t.Errorf("the guessing client after the limit: %v", err)
+	}
+	// The guesser writes a header of its own, which the proxy keeps and
+	// follows with a line naming the guesser (as HAProxy does): still
+	// the guesser.
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "127.0.0.1:1000"
+	r.Header["X-Forwarded-For"] = []string{"198.51.100.200", "203.0.113.1"}
+	r.SetBasicAuth("x", "agora_wrong")
+	if err := p.Check(r, "corp.example/secret"); !errors.Is(err, ErrTooManyFailures) {
+		t.Errorf("the guesser with a header of its own before the proxy's line: %v", err)
 	}
 	if err := req("127.0.0.1:1000", "203.0.113.2"); !errors.Is(err, ErrBadToken) {
 		t.Errorf("another client behind the same proxy: %v, want only its own failure", err)

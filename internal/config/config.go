@@ -662,13 +662,20 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 			continue
 		}
 		if a, err := netip.ParseAddr(item); err == nil {
-			a = a.Unmap()
+			// Addresses are compared unmapped and without zones.
+			a = a.Unmap().WithZone("")
 			ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
 		p, err := netip.ParsePrefix(item)
 		if err != nil {
 			return nil, fmt.Errorf("want IP addresses or CIDR prefixes separated by commas, got %q", item)
+		}
+		if p.Addr().Is4In6() {
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("%q: an IPv4-mapped prefix needs at least 96 bits", item)
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		ps = append(ps, p.Masked())
 	}

@@ -104,9 +104,10 @@ var settingCases = []struct {
 	{"log_level", `"WARN"`, "WARN", func(c *Config) { c.LogLevel = "warn" }},
 	{"log_format", `"json"`, "json", func(c *Config) { c.LogFormat = "json" }},
 	{"log_client_addr", `true`, "true", func(c *Config) { c.LogClientAddr = true }},
-	{"trusted_proxies", `"10.0.0.0/8, 192.0.2.7,::ffff:198.51.100.1, 2001:db8::1/32"`, "10.0.0.0/8, 192.0.2.7,::ffff:198.51.100.1, 2001:db8::1/32", func(c *Config) {
-		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
-			netip.MustParsePrefix("198.51.100.1/32"), netip.MustParsePrefix("2001:db8::/32")}
+	{"trusted_proxies", `"10.0.3.0/28, 192.0.2.7,::ffff:198.51.100.1, 2001:db8::1/32,fe80::1%eth0,::ffff:10.9.0.0/112"`, "10.0.3.0/28, 192.0.2.7,::ffff:198.51.100.1, 2001:db8::1/32,fe80::1%eth0,::ffff:10.9.0.0/112", func(c *Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.3.0/28"), netip.MustParsePrefix("192.0.2.7/32"),
+			netip.MustParsePrefix("198.51.100.1/32"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("fe80::1/128"),
+			netip.MustParsePrefix("10.9.0.0/16")}
 	}},
 }
 
@@ -311,6 +312,7 @@ func TestInvalidValuesNameSettingAndSource(t *testing.T) {
 		{"log_client_addr", "maybe"},
 		{"trusted_proxies", "load-balancer.internal"},
 		{"trusted_proxies", "10.0.0.0/33"},
+		{"trusted_proxies", "::ffff:0:0/80"},
 	}
 	for _, b := range bad {
 		env := "AGORA_" + strings.ToUpper(b.name)

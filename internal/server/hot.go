@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -242,6 +243,9 @@ func (l *HotListener) serve(c *hotConn) {
 			}
 			return
 		}
+		if perRequest && l.h.log.Enabled(context.Background(), slog.LevelInfo) {
+			client = access.ClientAddr(peer, forwardedFor(head), l.h.proxies)
+		}
 		br.Discard(len(head))
 		out = ans.appendTo(out[:0])
 		sendZip := ans.zip != nil && !ans.isHead()
@@ -263,9 +267,6 @@ func (l *HotListener) serve(c *hotConn) {
 		}
 		if err != nil {
 			return
-		}
-		if perRequest {
-			client = access.ClientAddr(peer, forwardedFor(head), l.h.proxies)
 		}
 		l.h.done(context.Background(), ans.method, ans.path, client, start,
 			http.StatusOK, ans.written(), "hit", ans.endpoint)

@@ -337,17 +337,18 @@ func TestHotListenerCloseEndsIdleConnections(t *testing.T) {
 
 // TestClientAddressInRequestLogs: with log_client_addr, a request's log
 // line names the client: the peer, or, from a trusted proxy, the client
-// its X-Forwarded-For header names; the same on the hot path and through
-// net/http.
+// its X-Forwarded-For header names (in any case of the name); the same on
+// the hot path and through net/http, and per request on a connection a
+// proxy reuses for several clients.
 func TestClientAddressInRequestLogs(t *testing.T) {
 	const list = "/example.com/pub/@v/list"
 	for _, c := range []struct {
-		name    string
-		trusted []netip.Prefix
-		want    string
+		name       string
+		trusted    []netip.Prefix
+		want, next string // the clients of a connection's first and second requests
 	}{
-		{"no trusted proxy (the header is ignored)", nil, "127.0.0.1"},
-		{"from a trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.9"},
+		{"no trusted proxy (the header is ignored)", nil, "127.0.0.1", "127.0.0.1"},
+		{"from a trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.9", "203.0.113.10"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			logs := new(modtest.SyncBuffer)
@@ -356,24 +357,47 @@ func TestClientAddressInRequestLogs(t *testing.T) {
 				o.TrustedProxies = c.trusted
 				o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			})
-			for _, p := range []string{pubInfo, list} {
-				s.exchange(t, get(p, "X-Forwarded-For: 198.51.100.1\r\n", "X-Forwarded-For: 203.0.113.9\r\n"), 1, false)
-			}
-			if n := s.handed.Load(); n != 1 {
-				t.Errorf("%d connections handed to net/http, want 1 (the list's; the .info is the hot path's)", n)
-			}
-			// The last line for each path is the exchange's (the setup
-			// answered the .info through ServeHTTP alone).
-			for _, p := range []string{pubInfo, list} {
-				var last string
+			// lines returns the log lines for path; a line is written
+			// after the answer, so callers wait for the one they expect.
+			lines := func(path string) []string {
+				var out []string
 				for line := range strings.Lines(logs.String()) {
-					if strings.Contains(line, " path="+p+" ") {
-						last = line
+					if strings.Contains(line, " path="+path+" ") {
+						out = append(out, line)
 					}
 				}
-				if !strings.Contains(last, " client="+c.want+"\n") && !strings.Contains(last, " client="+c.want+" ") {
-					t.Errorf("%s: log line %q, want client=%s", p, last, c.want)
+				return out
+			}
+			waitLines := func(path string, n int) []string {
+				deadline := time.Now().Add(5 * time.Second)
+				for len(lines(path)) < n && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
 				}
+				got := lines(path)
+				if len(got) < n {
+					t.Fatalf("%d log lines for %s, want %d:\n%s", len(got), path, n, logs.String())
+				}
+				return got
+			}
+			check := func(line, want string) {
+				t.Helper()
+				if !strings.HasSuffix(line, " client="+want+"\n") {
+					t.Errorf("log line %q, want client=%s", line, want)
+				}
+			}
+
+			// The hot path: two requests of two clients on one connection.
+			before := len(lines(pubInfo))
+			s.exchange(t, get(pubInfo, "X-Forwarded-For: 198.51.100.1\r\n", "x-forwarded-for: 203.0.113.9\r\n")+
+				get(pubInfo, "X-Forwarded-For: 203.0.113.10\r\n"), 2, false)
+			got := waitLines(pubInfo, before+2)
+			check(got[before], c.want)
+			check(got[before+1], c.next)
+			// net/http.
+			s.exchange(t, get(list, "X-Forwarded-For: 198.51.100.1\r\n", "x-forwarded-for: 203.0.113.9\r\n"), 1, false)
+			check(waitLines(list, 1)[0], c.want)
+			if n := s.handed.Load(); n != 1 {
+				t.Errorf("%d connections handed to net/http, want 1 (the list's; the .info is the hot path's)", n)
 			}
 		})
 	}

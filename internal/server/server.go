@@ -159,7 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	h.serve(rec, r)
 	client := "" // for request logs, when the operator asked for addresses
-	if h.logAddr {
+	if h.logAddr && h.log.Enabled(r.Context(), slog.LevelInfo) {
 		client = access.ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.proxies)
 	}
 	h.done(r.Context(), r.Method, r.URL.Path, client, start, rec.status, rec.bytes, rec.cache, rec.endpoint)
