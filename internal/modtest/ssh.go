@@ -34,8 +34,8 @@ type SSHServer struct {
 	// Addr, as ssh looks it up.
 	KnownHosts string
 
-	log    *SyncBuffer
-	logins int // logins before the server was handed out (its own check)
+	log    string // sshd's log file: written by sshd itself, so a line is there once sshd has logged it
+	logins int    // logins before the server was handed out (its own check)
 }
 
 // NewSSHServer starts sshd, stopped by t.Cleanup, and logs in once with
@@ -70,7 +70,7 @@ func NewSSHServer(t testing.TB) *SSHServer {
 		User:       u.Username,
 		ClientKey:  filepath.Join(dir, "client_key"),
 		KnownHosts: filepath.Join(dir, "known_hosts"),
-		log:        new(SyncBuffer),
+		log:        filepath.Join(dir, "sshd.log"),
 	}
 	hostKey := filepath.Join(dir, "host_key")
 	for _, k := range []string{hostKey, s.ClientKey} {
@@ -126,10 +126,16 @@ func NewSSHServer(t testing.TB) *SSHServer {
 		if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
 			t.Fatalf("modtest.NewSSHServer: %v", err)
 		}
+		logFile, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatalf("modtest.NewSSHServer: %v", err)
+		}
 		cmd := exec.Command(sshd, "-D", "-e", "-f", config)
-		cmd.Stdout = s.log
-		cmd.Stderr = s.log
-		if err := cmd.Start(); err != nil {
+		cmd.Stdout = logFile
+		cmd.Stderr = logFile
+		err = cmd.Start()
+		logFile.Close() // sshd has its own descriptor
+		if err != nil {
 			t.Fatalf("modtest.NewSSHServer: %v", err)
 		}
 		done := make(chan struct{}) // closed when sshd has exited
@@ -146,7 +152,7 @@ func NewSSHServer(t testing.TB) *SSHServer {
 		// Its own line, not just any SSH greeting on the port: another
 		// sshd may hold a port this one failed to bind.
 		listening := fmt.Sprintf("Server listening on 127.0.0.1 port %d.", port)
-		if lastErr = waitForLog(s.log, listening, done); lastErr != nil {
+		if lastErr = s.waitForLog(listening, done); lastErr != nil {
 			stop()
 			continue
 		}
@@ -162,19 +168,20 @@ func NewSSHServer(t testing.TB) *SSHServer {
 			"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+s.KnownHosts,
 			"-o", "StrictHostKeyChecking=yes", s.User+"@127.0.0.1", "true")
 		if out, err := check.CombinedOutput(); err != nil {
-			t.Fatalf("modtest.NewSSHServer: logging in as %s: %v\n%s\nsshd:\n%s", s.User, err, out, s.log.String())
+			t.Fatalf("modtest.NewSSHServer: logging in as %s: %v\n%s\nsshd:\n%s", s.User, err, out, s.Log())
 		}
 		s.logins = s.countLogins()
 		return s
 	}
-	t.Fatalf("modtest.NewSSHServer: sshd did not start: %v\n%s", lastErr, s.log.String())
+	t.Fatalf("modtest.NewSSHServer: sshd did not start: %v\n%s", lastErr, s.Log())
 	return nil
 }
 
-// waitForLog waits until log holds line, or done is closed, or 10 s pass.
-func waitForLog(log *SyncBuffer, line string, done <-chan struct{}) error {
+// waitForLog waits until sshd's log holds line, or done is closed, or
+// 10 s pass.
+func (s *SSHServer) waitForLog(line string, done <-chan struct{}) error {
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(log.String(), line) {
+	for !strings.Contains(s.Log(), line) {
 		select {
 		case <-done:
 			return errors.New("sshd exited")
@@ -210,8 +217,11 @@ func (s *SSHServer) URL(dir string) string {
 func (s *SSHServer) Logins() int { return s.countLogins() - s.logins }
 
 func (s *SSHServer) countLogins() int {
-	return strings.Count(s.log.String(), "Accepted publickey for ")
+	return strings.Count(s.Log(), "Accepted publickey for ")
 }
 
 // Log returns what sshd has logged.
-func (s *SSHServer) Log() string { return s.log.String() }
+func (s *SSHServer) Log() string {
+	data, _ := os.ReadFile(s.log)
+	return string(data)
+}
