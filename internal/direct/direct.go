@@ -139,6 +139,7 @@ type Fetcher struct {
 	mu       sync.Mutex
 	versions map[string]versionsEntry // successful lists, for the probe
 	origins  map[string]gitOrigin     // module path -> its repository, for the tagged path
+	recalled map[string]bool          // module paths whose origin was looked for in the module cache
 	repos    map[string]*gitRepo      // repository URL -> the Fetcher's clone
 
 	gitRoot    string // the tagged path's bare clones
@@ -320,6 +321,7 @@ func New(o Options) (*Fetcher, error) {
 		secrets:  h.secrets,
 		versions: make(map[string]versionsEntry),
 		origins:  make(map[string]gitOrigin),
+		recalled: make(map[string]bool),
 		repos:    make(map[string]*gitRepo),
 
 		gitRoot:    gitRoot,

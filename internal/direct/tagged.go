@@ -141,12 +141,47 @@ func (f *Fetcher) learn(path, vers, infoName string) {
 	f.mu.Unlock()
 }
 
-// origin returns where path's tagged versions are, if known.
+// origin returns where path's tagged versions are, if known: learned
+// from a download of this Fetcher or, the first time path is asked for,
+// recalled from the .info files the go command left in the module cache
+// (by an earlier Fetcher on the same Dir, before a restart).
 func (f *Fetcher) origin(path string) (gitOrigin, bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	o, ok := f.origins[path]
+	recalled := f.recalled[path]
+	f.recalled[path] = true
+	f.mu.Unlock()
+	if ok || recalled {
+		return o, ok
+	}
+	f.recall(path)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok = f.origins[path]
 	return o, ok
+}
+
+// recall learns where path's versions are from the .info files of its
+// versions in the go command's download cache.
+func (f *Fetcher) recall(path string) {
+	epath, err := module.EscapePath(path)
+	if err != nil {
+		return
+	}
+	dir := filepath.Join(f.modCache, "cache", "download", filepath.FromSlash(epath), "@v")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		ev, ok := strings.CutSuffix(e.Name(), ".info")
+		if !ok {
+			continue
+		}
+		if vers, err := module.UnescapeVersion(ev); err == nil {
+			f.learn(path, vers, filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // gitRepo is the Fetcher's bare clone of one repository. Its mutex

@@ -285,3 +285,47 @@ func TestTaggedPathAnnotatedTags(t *testing.T) {
 	}
 	sameFiles(t, m, reference(t, s, path+"@v1.1.0")[path+"@v1.1.0"])
 }
+
+// TestTaggedPathAfterARestart: a new Fetcher on the same Dir (Agora
+// restarted) takes the tagged path for a module's next version at once,
+// recalling where the module is from the .info files the go command left
+// in the shared module cache.
+func TestTaggedPathAfterARestart(t *testing.T) {
+	s := modtest.NewGitServer(t, host)
+	r := s.NewRepo(t, "again")
+	r.Tag(t, "v1.0.0", r.Commit(t, "v1.0.0", map[string]string{"go.mod": "module git.example.test/again\n\ngo 1.21\n", "a.go": "package again\n"}))
+	r.Tag(t, "v1.1.0", r.Commit(t, "v1.1.0", map[string]string{"a.go": "package again\n\nconst A = 1\n"}))
+	r.Tag(t, "v1.2.0", r.Commit(t, "v1.2.0", map[string]string{"a.go": "package again\n\nconst A = 2\n"}))
+	dir := t.TempDir()
+	sameDir := func(o *direct.Options) { o.Dir = dir }
+	ctx := testCtx(t)
+
+	first, logs := debugFetcher(t, s, sameDir)
+	if _, err := first.Download(ctx, host+"/again", "v1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if logs.taken(host+"/again", "v1.0.0") {
+		t.Fatal("the first version went through the tagged path (the control: nothing was known yet)")
+	}
+
+	second, logs := debugFetcher(t, s, sameDir)
+	m, err := second.Download(ctx, host+"/again", "v1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !logs.taken(host+"/again", "v1.1.0") {
+		t.Error("after the restart, v1.1.0 did not go through the tagged path")
+	}
+	ref := reference(t, s, host+"/again@v1.1.0")
+	sameFiles(t, m, ref[host+"/again@v1.1.0"])
+
+	// A module the cache knows nothing of still goes to the go command.
+	other := s.NewRepo(t, "fresh")
+	other.Tag(t, "v1.0.0", other.Commit(t, "v1.0.0", map[string]string{"go.mod": "module git.example.test/fresh\n\ngo 1.21\n", "f.go": "package fresh\n"}))
+	if _, err := second.Download(ctx, host+"/fresh", "v1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if logs.taken(host+"/fresh", "v1.0.0") {
+		t.Error("fresh@v1.0.0, never fetched, went through the tagged path")
+	}
+}
