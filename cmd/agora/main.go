@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -89,6 +90,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	routeStdLog(log)
 	a, err := app.New(cfg, log)
 	if err != nil {
 		log.Error("starting", "err", err)
@@ -102,6 +104,15 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// routeStdLog sends what libraries write with the standard log package
+// (the AWS SDK's transfer manager reports a multipart upload that lost a
+// write-once race that way) through l's handler, one warn-level record
+// per line, instead of as bare lines on stderr.
+func routeStdLog(l *slog.Logger) {
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(slog.NewLogLogger(l.Handler(), slog.LevelWarn).Writer())
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
