@@ -339,23 +339,24 @@ func (m *Mirror) Cached(urlPath string) (data []byte, path string, ok bool) {
 }
 
 // HeldZip opens a zip answered before (a hit, or a fill) from a local file (the
-// disk store), by its escaped GOPROXY path ("/<escaped module>/@v/<escaped version>.zip", as in a request URL),
-// with the module path it belongs to; ok is false when the path was not
-// answered before or the zip is no longer held. Like Cached,
-// it needs no parsing: it is the fast path for zips held.
-func (m *Mirror) HeldZip(ctx context.Context, urlPath string) (obj store.Object, path string, ok bool) {
+// disk store), by its escaped GOPROXY path ("/<escaped module>/@v/<escaped version>.zip", as in a request URL);
+// ok is false when the path was not answered before, the zip is no
+// longer held, or allow refuses the module path it belongs to (asked
+// before the zip is opened or its use recorded). Like Cached, it needs
+// no parsing: it is the fast path for zips held.
+func (m *Mirror) HeldZip(ctx context.Context, urlPath string, allow func(modPath string) bool) (obj store.Object, ok bool) {
 	key := "mod" + urlPath
 	it := m.zips.item(key)
-	if it == nil {
-		return nil, "", false
+	if it == nil || !allow(it.path) {
+		return nil, false
 	}
 	obj, err := m.st.Open(ctx, key)
 	if err != nil { // pruned or quarantined since
 		m.zips.remove(key)
-		return nil, "", false
+		return nil, false
 	}
 	m.used(it.path, it.vers)
-	return obj, it.path, true
+	return obj, true
 }
 
 // Zip opens the zip of a canonical version, filling it if needed. The

@@ -196,7 +196,7 @@ func TestFillOnceThenHit(t *testing.T) {
 			}
 			// A zip filled into a local file is held for the hot path
 			// at once, not only after its first hit.
-			if held, _, ok := e.m.HeldZip(ctx, "/example.com/!hello/@v/v1.0.0.zip"); ok != tc.disk {
+			if held, ok := e.m.HeldZip(ctx, "/example.com/!hello/@v/v1.0.0.zip", func(string) bool { return true }); ok != tc.disk {
 				t.Errorf("HeldZip after the fill = %v, want %v (a local file: %v)", ok, tc.disk, tc.disk)
 			} else if ok {
 				held.Close()

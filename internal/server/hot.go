@@ -381,12 +381,14 @@ func (h *Handler) hot(head []byte) (hotAnswer, bool) {
 
 // hotZip answers a zip held in a disk store, opened by its request path.
 func (h *Handler) hotZip(method, p string) (hotAnswer, bool) {
-	obj, modPath, ok := h.m.HeldZip(context.Background(), p)
+	// A protected module's zip is net/http's to answer, after the
+	// credentials are checked.
+	obj, ok := h.m.HeldZip(context.Background(), p, func(modPath string) bool { return !h.access.Protected(modPath) })
 	if !ok {
 		return hotAnswer{}, false
 	}
 	f, isFile := obj.(osFiler)
-	if !isFile || h.access.Protected(modPath) {
+	if !isFile {
 		obj.Close()
 		return hotAnswer{}, false
 	}

@@ -31,6 +31,7 @@ const (
 	pubMod     = "/example.com/pub/@v/v1.0.0.mod"
 	pubZip     = "/example.com/pub/@v/v1.0.0.zip"
 	secretInfo = "/corp.example/secret/@v/v1.0.0.info"
+	secretZip  = "/corp.example/secret/@v/v1.0.0.zip"
 )
 
 // observed records the requests a Handler reports.
@@ -283,13 +284,17 @@ func TestHotPathHandsOtherRequestsToNetHTTP(t *testing.T) {
 		{"long head", get(pubInfo, long), http.StatusOK},
 		{"POST", "POST " + pubInfo + " HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", http.StatusMethodNotAllowed},
 		{"protected, no token", get(secretInfo), http.StatusUnauthorized},
+		{"protected zip, no token", get(secretZip), http.StatusUnauthorized},
 		{"not held", get("/example.com/pub/@v/v9.9.9.info"), http.StatusNotFound},
 		{"zip range", get(pubZip, "Range: bytes=0-9\r\n"), http.StatusPartialContent},
 		{"zip condition", get(pubZip, "If-Modified-Since: Mon, 01 Jan 2024 00:00:00 GMT\r\n"), http.StatusOK},
 	}
-	// The protected file is in memory once answered with its token.
-	if code, _, _ := s.handler(secretInfo, s.token); code != 200 {
-		t.Fatalf("%s with the token: %d", secretInfo, code)
+	// The protected files are in memory, or their zip remembered as
+	// held, once answered with the token.
+	for _, p := range []string{secretInfo, secretZip} {
+		if code, _, _ := s.handler(p, s.token); code != 200 {
+			t.Fatalf("%s with the token: %d", p, code)
+		}
 	}
 	for _, c := range cases {
 		handed := s.handed.Load()
