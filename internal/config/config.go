@@ -92,18 +92,15 @@ type setting struct {
 	isBool bool // its flag may be given alone, meaning true
 }
 
-// flagText is a setting's flag: the text given, applied after the file
-// and the environment. A boolean setting's flag is a boolean flag, so it
-// may be given alone ("--offline"); joinBoolValues lets it also take a
-// separate value ("--offline true").
-type flagText struct {
-	v      string
-	isBool bool
-}
+// boolText is a boolean setting's flag: a boolean flag, so it may be
+// given alone ("--offline"), keeping the text given, which is checked
+// and applied after the file and the environment as every flag's is.
+// joinBoolValues lets it also take a separate value ("--offline true").
+type boolText struct{ v string }
 
-func (f *flagText) String() string     { return f.v }
-func (f *flagText) Set(v string) error { f.v = v; return nil }
-func (f *flagText) IsBoolFlag() bool   { return f.isBool }
+func (f *boolText) String() string     { return f.v }
+func (f *boolText) Set(v string) error { f.v = v; return nil }
+func (f *boolText) IsBoolFlag() bool   { return true }
 
 // joinBoolValues returns args with each boolean flag that is followed by
 // a separate true or false joined to it ("--offline", "true" becomes
@@ -394,11 +391,17 @@ func Load(src Sources) (*Config, error) {
 	if src.Flags != nil {
 		src.Flags(fs)
 	}
-	flagVals := make(map[string]*flagText)
+	flagVals := make(map[string]*string)
 	configFlag := fs.String("config", "", "TOML configuration file (also AGORA_CONFIG)")
 	for _, s := range settings {
-		flagVals[s.name] = &flagText{isBool: s.isBool}
-		fs.Var(flagVals[s.name], flagName(s.name), fmt.Sprintf("%s (also %s)", s.usage, envName(s.name)))
+		usage := fmt.Sprintf("%s (also %s)", s.usage, envName(s.name))
+		if s.isBool {
+			b := &boolText{}
+			fs.Var(b, flagName(s.name), usage)
+			flagVals[s.name] = &b.v
+			continue
+		}
+		flagVals[s.name] = fs.String(flagName(s.name), "", usage)
 	}
 	if err := fs.Parse(joinBoolValues(fs, src.Args)); err != nil {
 		return nil, err
@@ -443,7 +446,7 @@ func Load(src Sources) (*Config, error) {
 	}
 	for _, s := range settings {
 		if given[flagName(s.name)] {
-			if err := s.set(&c, flagVals[s.name].v); err != nil {
+			if err := s.set(&c, *flagVals[s.name]); err != nil {
 				return nil, fmt.Errorf("--%s: %w", flagName(s.name), err)
 			}
 			setBy[s.name] = true
