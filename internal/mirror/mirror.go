@@ -325,17 +325,18 @@ func (m *Mirror) heldOrFilled(ctx context.Context, path, vers, ext string) ([]by
 
 // Cached returns an .info or .mod file from the in-memory cache by its
 // escaped GOPROXY path ("/<escaped module>/@v/<escaped version>.info", as
-// in a request URL), with the module path it belongs to; ok is false when
-// it is not cached. Only files answered before, for validated
-// canonical requests, are cached, so a path that is found needs no further
-// parsing: it is the fast path for the hottest requests.
-func (m *Mirror) Cached(urlPath string) (data []byte, path string, ok bool) {
+// in a request URL); ok is false when it is not cached, or allow refuses
+// the module path it belongs to (asked before its use is recorded). Only
+// files answered before, for validated canonical requests, are cached, so
+// a path that is found needs no further parsing: it is the fast path for
+// the hottest requests.
+func (m *Mirror) Cached(urlPath string, allow func(modPath string) bool) (data []byte, ok bool) {
 	it := m.small.item("mod" + urlPath)
-	if it == nil {
-		return nil, "", false
+	if it == nil || !allow(it.path) {
+		return nil, false
 	}
 	m.used(it.path, it.vers)
-	return it.data, it.path, true
+	return it.data, true
 }
 
 // HeldZip opens a zip answered before (a hit, or a fill) from a local file (the

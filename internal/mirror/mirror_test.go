@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +142,75 @@ func parseInfo(t *testing.T, data []byte) (string, time.Time) {
 		t.Fatalf("bad .info %q: %v", data, err)
 	}
 	return inf.Version, inf.Time
+}
+
+// countingStore counts Open calls.
+type countingStore struct {
+	store.Store
+	opens atomic.Int32
+}
+
+func (c *countingStore) Open(ctx context.Context, key string) (store.Object, error) {
+	c.opens.Add(1)
+	return c.Store.Open(ctx, key)
+}
+
+// TestFastPathsAskBeforeUse: Cached and HeldZip ask allow before they
+// open anything or record a use, so a request refused there (a protected
+// module without a token, left to the handler) keeps no version from
+// prune; the control, allowed, records the use.
+func TestFastPathsAskBeforeUse(t *testing.T) {
+	d, err := store.OpenDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{Store: d}
+	e := newEnv(t, st, mirror.Options{})
+	ctx := ctxFor(t)
+	b := build(t, "example.com/Hello", "v1.0.0")
+	e.publish(b)
+	if _, _, err := e.m.Info(ctx, b.Path, b.Version); err != nil {
+		t.Fatal(err)
+	}
+	obj, _, err := e.m.Zip(ctx, b.Path, b.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj.Close()
+	if err := e.m.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const info, zip = "/example.com/!hello/@v/v1.0.0.info", "/example.com/!hello/@v/v1.0.0.zip"
+	var asked []string
+	refuse := func(p string) bool { asked = append(asked, p); return false }
+	opens := st.opens.Load()
+	if _, ok := e.m.Cached(info, refuse); ok {
+		t.Error("Cached answered a refused module")
+	}
+	if _, ok := e.m.HeldZip(ctx, zip, refuse); ok {
+		t.Error("HeldZip answered a refused module")
+	}
+	if !slices.Equal(asked, []string{b.Path, b.Path}) {
+		t.Errorf("allow was asked %q, want the module path twice", asked)
+	}
+	if n := st.opens.Load() - opens; n != 0 {
+		t.Errorf("a refused HeldZip opened %d objects", n)
+	}
+	if u := e.m.Used(); len(u) != 0 {
+		t.Errorf("refused requests recorded uses: %v", u)
+	}
+	allow := func(string) bool { return true }
+	if _, ok := e.m.Cached(info, allow); !ok {
+		t.Error("Cached refused an allowed module")
+	}
+	if held, ok := e.m.HeldZip(ctx, zip, allow); !ok {
+		t.Error("HeldZip refused an allowed module")
+	} else {
+		held.Close()
+	}
+	if u := e.m.Used(); !slices.Equal(u, []string{b.Path + "@" + b.Version}) {
+		t.Errorf("allowed requests recorded %v, want the version", u)
+	}
 }
 
 func TestFillOnceThenHit(t *testing.T) {

@@ -46,7 +46,7 @@ func TestCachedAnswersKeepAccessRules(t *testing.T) {
 		if code := get(p, tok); code != 200 {
 			t.Fatalf("%s with the token: %d", p, code)
 		}
-		if _, _, ok := h.m.Cached(p); !ok {
+		if _, ok := h.m.Cached(p, func(string) bool { return true }); !ok {
 			t.Fatalf("%s not in the memory cache after being answered", p)
 		}
 		if code := get(p, ""); code != http.StatusUnauthorized {

@@ -381,9 +381,7 @@ func (h *Handler) hot(head []byte) (hotAnswer, bool) {
 
 // hotZip answers a zip held in a disk store, opened by its request path.
 func (h *Handler) hotZip(method, p string) (hotAnswer, bool) {
-	// A protected module's zip is net/http's to answer, after the
-	// credentials are checked.
-	obj, ok := h.m.HeldZip(context.Background(), p, func(modPath string) bool { return !h.access.Protected(modPath) })
+	obj, ok := h.m.HeldZip(context.Background(), p, h.open)
 	if !ok {
 		return hotAnswer{}, false
 	}

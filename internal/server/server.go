@@ -321,8 +321,8 @@ func (h *Handler) cachedSmall(p string) (data []byte, ctype []string, endpoint s
 	if h.m == nil || !strings.HasSuffix(p, ".info") && !strings.HasSuffix(p, ".mod") {
 		return nil, nil, "", false
 	}
-	data, modPath, ok := h.m.Cached(p)
-	if !ok || h.access.Protected(modPath) {
+	data, ok = h.m.Cached(p, h.open)
+	if !ok {
 		return nil, nil, "", false
 	}
 	if p[len(p)-1] == 'o' { // .info
@@ -330,6 +330,11 @@ func (h *Handler) cachedSmall(p string) (data []byte, ctype []string, endpoint s
 	}
 	return data, ctypeText, "mod", true
 }
+
+// open reports whether modPath is outside access control: the fast
+// paths serve only such modules, leaving the others to the handler, which
+// checks the request's credentials.
+func (h *Handler) open(modPath string) bool { return !h.access.Protected(modPath) }
 
 // writeBody writes a whole answer: status, content type, length and
 // Cache-Control, and the body unless the request is a HEAD. Header values
