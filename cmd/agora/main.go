@@ -109,7 +109,9 @@ func serve(args []string, stderr io.Writer) int {
 // routeStdLog sends what libraries write with the standard log package
 // (the AWS SDK's transfer manager reports a multipart upload that lost a
 // write-once race that way) through l's handler, one warn-level record
-// per line, instead of as bare lines on stderr.
+// per line, instead of as bare lines on stderr. l's handler must not
+// write through the log package itself (slog's default handler does: the
+// two would wait on each other); newLogger's never do.
 func routeStdLog(l *slog.Logger) {
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(slog.NewLogLogger(l.Handler(), slog.LevelWarn).Writer())

@@ -124,11 +124,9 @@ func joinBoolValues(fs *flag.FlagSet, args []string) []string {
 			continue // fs reports it
 		}
 		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
-			if i+1 < len(args) {
-				if _, err := strconv.ParseBool(args[i+1]); err == nil {
-					out[len(out)-1] = a + "=" + args[i+1]
-					i++
-				}
+			if i+1 < len(args) && (args[i+1] == "true" || args[i+1] == "false") {
+				out[len(out)-1] = a + "=" + args[i+1]
+				i++
 			}
 			continue
 		}

@@ -603,6 +603,7 @@ func TestBooleanFlags(t *testing.T) {
 		{[]string{"--offline=false"}, false, "", nil},
 		{[]string{"--listen", "--offline"}, false, "--offline", nil},
 		{[]string{"--offline", "bundle.tar"}, true, "", []string{"bundle.tar"}},
+		{[]string{"--offline", "T", "bundle.tar"}, true, "", []string{"T", "bundle.tar"}},
 		{[]string{"--listen", "127.0.0.1:1", "--", "--offline"}, false, "127.0.0.1:1", []string{"--offline"}},
 	} {
 		c, err := Load(Sources{Args: tc.args, Getenv: mapEnv(nil), GoEnv: fixedGoEnv, Positional: true})

@@ -12,6 +12,7 @@ import (
 	"go/version"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/exec"
 	pathpkg "path"
@@ -59,7 +60,11 @@ const (
 // version of the module from git: the Origin of that version's .info names
 // the repository URL and the module's directory in it, so the go
 // command's own rules (go-get meta tags, GOINSECURE, GOVCS) decide where
-// the repository is, never the Fetcher.
+// the repository is, never the Fetcher. The .info files the go command
+// keeps in the shared module cache (of downloads, and of queries that
+// resolved to a tag) are read again the first time a module is asked for
+// (origin), so what was known survives a restart; a plain-HTTP URL among
+// them is used only while its module is still in Options.Insecure.
 //
 // Anything the tagged path does not handle exactly as the go command
 // would is left to the go command: pseudo-versions and queries,
@@ -118,70 +123,111 @@ func taggedEligible(path, vers string) bool {
 }
 
 // learn records where path's versions are, from the .info file of a
-// version the go command downloaded, when that version is a tag in git
-// whose name the tagged path would have derived itself.
+// version the go command downloaded (originOf).
 func (f *Fetcher) learn(path, vers, infoName string) {
+	if o, ok := f.originOf(path, vers, infoName); ok {
+		f.mu.Lock()
+		f.origins[path] = o
+		f.mu.Unlock()
+	}
+}
+
+// originOf returns where path's versions are according to the .info
+// file of path@vers, when that version is a tag in git whose name the
+// tagged path would have derived itself, and the repository's URL is one
+// the go command would fetch from under the Fetcher's settings now: a
+// plain http:// or git:// URL only for a module in Options.Insecure (the
+// file may have been written under other settings, before a restart).
+func (f *Fetcher) originOf(path, vers, infoName string) (gitOrigin, bool) {
 	if !taggedEligible(path, vers) {
-		return
+		return gitOrigin{}, false
 	}
 	data, err := os.ReadFile(infoName)
 	if err != nil {
-		return
+		return gitOrigin{}, false
 	}
 	var inf infoFile
 	if json.Unmarshal(data, &inf) != nil || inf.Origin == nil {
-		return
+		return gitOrigin{}, false
 	}
 	o := gitOrigin{url: inf.Origin.URL, subdir: inf.Origin.Subdir}
 	if inf.Origin.VCS != "git" || o.url == "" || inf.Origin.Ref != o.tagRef(vers) {
-		return
+		return gitOrigin{}, false
 	}
-	f.mu.Lock()
-	f.origins[path] = o
-	f.mu.Unlock()
+	u, err := url.Parse(o.url)
+	if err != nil {
+		return gitOrigin{}, false
+	}
+	switch u.Scheme {
+	case "https", "ssh", "git+ssh":
+	default:
+		if !module.MatchPrefixPatterns(f.insecure, path) {
+			return gitOrigin{}, false
+		}
+	}
+	return o, true
 }
 
 // origin returns where path's tagged versions are, if known: learned
 // from a download of this Fetcher or, the first time path is asked for,
 // recalled from the .info files the go command left in the module cache
-// (by an earlier Fetcher on the same Dir, before a restart).
+// (by a query or download of this Fetcher, or of an earlier one on the
+// same Dir, before a restart).
 func (f *Fetcher) origin(path string) (gitOrigin, bool) {
 	f.mu.Lock()
 	o, ok := f.origins[path]
 	recalled := f.recalled[path]
-	f.recalled[path] = true
 	f.mu.Unlock()
 	if ok || recalled {
 		return o, ok
 	}
-	f.recall(path)
+	looked := f.recall(path)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if looked {
+		f.recalled[path] = true
+	}
 	o, ok = f.origins[path]
 	return o, ok
 }
 
 // recall learns where path's versions are from the .info files of its
-// versions in the go command's download cache.
-func (f *Fetcher) recall(path string) {
+// versions in the go command's download cache: from the highest version
+// that tells, unless the Fetcher has learned it meanwhile. It reports
+// whether the cache holds anything for path.
+func (f *Fetcher) recall(path string) bool {
 	epath, err := module.EscapePath(path)
 	if err != nil {
-		return
+		return false
 	}
 	dir := filepath.Join(f.modCache, "cache", "download", filepath.FromSlash(epath), "@v")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		return false
 	}
+	var best string
+	var bestOrigin gitOrigin
 	for _, e := range entries {
 		ev, ok := strings.CutSuffix(e.Name(), ".info")
 		if !ok {
 			continue
 		}
-		if vers, err := module.UnescapeVersion(ev); err == nil {
-			f.learn(path, vers, filepath.Join(dir, e.Name()))
+		vers, err := module.UnescapeVersion(ev)
+		if err != nil || (best != "" && semver.Compare(vers, best) <= 0) {
+			continue
+		}
+		if o, ok := f.originOf(path, vers, filepath.Join(dir, e.Name())); ok {
+			best, bestOrigin = vers, o
 		}
 	}
+	if best != "" {
+		f.mu.Lock()
+		if _, known := f.origins[path]; !known {
+			f.origins[path] = bestOrigin
+		}
+		f.mu.Unlock()
+	}
+	return true
 }
 
 // gitRepo is the Fetcher's bare clone of one repository. Its mutex

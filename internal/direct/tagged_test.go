@@ -319,6 +319,17 @@ func TestTaggedPathAfterARestart(t *testing.T) {
 	ref := reference(t, s, host+"/again@v1.1.0")
 	sameFiles(t, m, ref[host+"/again@v1.1.0"])
 
+	// The settings changed meanwhile: the host is no longer insecure, so
+	// the plain-HTTP repository the cache names is not used (the go
+	// command refuses it too).
+	third, logs3 := debugFetcher(t, s, func(o *direct.Options) { o.Dir = dir; o.Insecure = "" })
+	if _, err := third.Download(ctx, host+"/again", "v1.2.0"); err == nil {
+		t.Error("v1.2.0 downloaded from a plain-HTTP repository of a host no longer insecure")
+	}
+	if logs3.taken(host+"/again", "v1.2.0") {
+		t.Error("v1.2.0 went through the tagged path from a plain-HTTP repository of a host no longer insecure")
+	}
+
 	// A module the cache knows nothing of still goes to the go command.
 	other := s.NewRepo(t, "fresh")
 	other.Tag(t, "v1.0.0", other.Commit(t, "v1.0.0", map[string]string{"go.mod": "module git.example.test/fresh\n\ngo 1.21\n", "f.go": "package fresh\n"}))
