@@ -140,7 +140,6 @@ type Fetcher struct {
 	versions map[string]versionsEntry // successful lists, for the probe
 	origins  map[string]gitOrigin     // module path -> its repository, for the tagged path
 	recalled map[string]bool          // module paths whose origin was looked for in the module cache
-	insecure string                   // Options.Insecure
 	repos    map[string]*gitRepo      // repository URL -> the Fetcher's clone
 
 	gitRoot    string // the tagged path's bare clones
@@ -323,7 +322,6 @@ func New(o Options) (*Fetcher, error) {
 		versions: make(map[string]versionsEntry),
 		origins:  make(map[string]gitOrigin),
 		recalled: make(map[string]bool),
-		insecure: o.Insecure,
 		repos:    make(map[string]*gitRepo),
 
 		gitRoot:    gitRoot,

@@ -62,7 +62,7 @@ func (p *prober) repoKind(ctx context.Context, path string) Kind {
 			return Failed
 		}
 	}
-	if strings.HasPrefix(repo, "http://") && !p.isInsecure(path) {
+	if !p.mayFetch(path, repo) {
 		// The go command refuses such a repository; credentials are not
 		// sent to it in clear text either.
 		return Failed
@@ -195,6 +195,22 @@ func statusKind(code int) Kind {
 // isInsecure reports whether path matches the Insecure patterns.
 func (p *prober) isInsecure(path string) bool {
 	return p.insecure != "" && module.MatchPrefixPatterns(p.insecure, path)
+}
+
+// mayFetch reports whether the go command fetches module path's
+// repository at repo under the Fetcher's settings: over https or ssh
+// always, over anything else (http://, git://) only for a module in
+// Options.Insecure.
+func (p *prober) mayFetch(path, repo string) bool {
+	u, err := url.Parse(repo)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "https", "ssh", "git+ssh":
+		return true
+	}
+	return p.isInsecure(path)
 }
 
 // proxy chooses the proxy for a request the way the go command and

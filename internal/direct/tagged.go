@@ -12,7 +12,6 @@ import (
 	"go/version"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"os/exec"
 	pathpkg "path"
@@ -135,9 +134,9 @@ func (f *Fetcher) learn(path, vers, infoName string) {
 // originOf returns where path's versions are according to the .info
 // file of path@vers, when that version is a tag in git whose name the
 // tagged path would have derived itself, and the repository's URL is one
-// the go command would fetch from under the Fetcher's settings now: a
-// plain http:// or git:// URL only for a module in Options.Insecure (the
-// file may have been written under other settings, before a restart).
+// the go command would fetch from under the Fetcher's settings now
+// (prober.mayFetch: the file may have been written under other settings,
+// before a restart).
 func (f *Fetcher) originOf(path, vers, infoName string) (gitOrigin, bool) {
 	if !taggedEligible(path, vers) {
 		return gitOrigin{}, false
@@ -151,19 +150,8 @@ func (f *Fetcher) originOf(path, vers, infoName string) (gitOrigin, bool) {
 		return gitOrigin{}, false
 	}
 	o := gitOrigin{url: inf.Origin.URL, subdir: inf.Origin.Subdir}
-	if inf.Origin.VCS != "git" || o.url == "" || inf.Origin.Ref != o.tagRef(vers) {
+	if inf.Origin.VCS != "git" || o.url == "" || inf.Origin.Ref != o.tagRef(vers) || !f.probe.mayFetch(path, o.url) {
 		return gitOrigin{}, false
-	}
-	u, err := url.Parse(o.url)
-	if err != nil {
-		return gitOrigin{}, false
-	}
-	switch u.Scheme {
-	case "https", "ssh", "git+ssh":
-	default:
-		if !module.MatchPrefixPatterns(f.insecure, path) {
-			return gitOrigin{}, false
-		}
 	}
 	return o, true
 }
